@@ -1,0 +1,101 @@
+"""Wiring for the front door: real adapters from settings, resolved once at start-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from gateway.app import create_app
+from gateway.auth import Jwks, TokenVerifier, cognito_user_attributes
+from gateway.config import GatewaySettings
+from gateway.dedup import DynamoDedupStore
+from gateway.ingest import IngestService
+from gateway.lake_reader import DynamoLakeReader
+from gateway.services import GatewayServices
+from hub import aws
+from hub.payloads import S3PayloadStore
+from hub.publisher import SnsPublisher
+
+log = logging.getLogger(__name__)
+
+
+def cognito_endpoint() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_COGNITO_IDP") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def find_user_pool(cognito: Any, name: str) -> str:
+    for page in cognito.get_paginator("list_user_pools").paginate(MaxResults=60):
+        for pool in page["UserPools"]:
+            if pool["Name"] == name:
+                return str(pool["Id"])
+    raise LookupError(f"Cognito user pool {name!r} not found: run `hl7lake bootstrap` first")
+
+
+def find_client(cognito: Any, pool_id: str, name: str) -> str:
+    for page in cognito.get_paginator("list_user_pool_clients").paginate(UserPoolId=pool_id, MaxResults=60):
+        for client in page["UserPoolClients"]:
+            if client["ClientName"] == name:
+                return str(client["ClientId"])
+    raise LookupError(f"Cognito app client {name!r} not found in {pool_id}: run `hl7lake bootstrap` first")
+
+
+def oidc_urls(settings: GatewaySettings, pool_id: str) -> tuple[str, str]:
+    issuer = settings.oidc_issuer or f"https://cognito-idp.{settings.region}.amazonaws.com/{pool_id}"
+    if settings.jwks_url:
+        return issuer, settings.jwks_url
+    endpoint = cognito_endpoint()
+    base = f"{endpoint.rstrip('/')}/{pool_id}" if endpoint else issuer
+    return issuer, f"{base}/.well-known/jwks.json"
+
+
+@retry(
+    retry=retry_if_exception_type((LookupError, OSError)),
+    stop=stop_after_delay(30),
+    wait=wait_fixed(1),
+    reraise=True,
+)
+def build_services(settings: GatewaySettings) -> GatewayServices:
+    sns = aws.client("sns", settings.region)
+    s3 = aws.client("s3", settings.region)
+    ddb = aws.client("dynamodb", settings.region)
+    cognito = aws.client("cognito-idp", settings.region)
+    topic_arn = settings.topic_arn or aws.resolve_topic_arn(sns, settings.topic_name)
+    pool_id = settings.user_pool_id or find_user_pool(cognito, settings.user_pool)
+    client_id = settings.client_id or find_client(cognito, pool_id, settings.client_name)
+    issuer, jwks_url = oidc_urls(settings, pool_id)
+    jwks = Jwks(jwks_url)
+    publisher = SnsPublisher(
+        sns, topic_arn, S3PayloadStore(s3, settings.payload_bucket_name), settings.max_inline_bytes
+    )
+    dedup = DynamoDedupStore(ddb, settings.dedup_table_name, settings.dedup_ttl_seconds, settings.in_progress_seconds)
+    return GatewayServices(
+        settings=settings,
+        verifier=TokenVerifier(
+            jwks, issuer, client_id, cognito_user_attributes(cognito), leeway=settings.clock_skew_seconds
+        ),
+        ingest=IngestService(dedup, publisher),
+        reader=DynamoLakeReader(ddb, s3, settings.catalog_table_name),
+        readiness={
+            "hub": lambda: sns.get_topic_attributes(TopicArn=topic_arn),
+            "dedup": lambda: ddb.describe_table(TableName=settings.dedup_table_name),
+            "catalog": lambda: ddb.describe_table(TableName=settings.catalog_table_name),
+            "lake": lambda: s3.head_bucket(Bucket=settings.lake_bucket_name),
+            "identity": lambda: cognito.describe_user_pool(UserPoolId=pool_id),
+        },
+    )
+
+
+def build_app(settings: GatewaySettings | None = None) -> FastAPI:
+    return create_app(build_services(settings or GatewaySettings()))
+
+
+def run(settings: GatewaySettings | None = None) -> None:
+    settings = settings or GatewaySettings()
+    app = build_app(settings)
+    log.info("gateway listening host=%s port=%d", settings.host, settings.port)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)

@@ -1,0 +1,22 @@
+"""Front-door settings (environment variables prefixed HL7LAKE_)."""
+
+from __future__ import annotations
+
+from hub.config import HubSettings
+
+
+class GatewaySettings(HubSettings):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 10 * 1024 * 1024
+    dedup_ttl_seconds: int = 7 * 24 * 3600
+    # How long an unfinished ingest blocks a retry of the same message (crash between claim and publish).
+    in_progress_seconds: int = 60
+    # Cognito: found by name when not given.
+    user_pool_id: str | None = None
+    client_id: str | None = None
+    client_name: str = "hl7lake-gateway"
+    # OIDC issuer and JWKS; derived from the pool (and from AWS_ENDPOINT_URL for an emulator).
+    oidc_issuer: str | None = None
+    jwks_url: str | None = None
+    clock_skew_seconds: int = 30

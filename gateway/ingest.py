@@ -1,0 +1,157 @@
+"""The ingest use case: from ER7 bytes and a verified principal to an event in the hub."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.auth import Principal
+from gateway.dedup import ClaimState, DedupStore, DedupUnavailable
+from gateway.problems import Problem, unavailable
+from hub import er7
+from hub.events import Envelope, Event, Format
+from hub.ids import new_message_id
+from hub.publisher import HubUnavailable, Publisher
+
+log = logging.getLogger(__name__)
+
+ER7_MEDIA_TYPES = ("application/hl7-v2", "x-application/hl7-v2+er7", "text/plain")
+CONTROL_ID_REUSED = "controlIdReused"
+
+
+@dataclass(frozen=True)
+class MediaType:
+    essence: str
+    charset: str | None
+
+    @classmethod
+    def parse(cls, header: str | None) -> MediaType:
+        if not header:
+            return cls("", None)
+        essence, *params = (part.strip() for part in header.split(";"))
+        charset = None
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "charset":
+                charset = value.strip().strip('"') or None
+        return cls(essence.lower(), charset)
+
+
+def check_media_type(header: str | None) -> MediaType:
+    media = MediaType.parse(header)
+    if media.essence not in ER7_MEDIA_TYPES:
+        raise Problem(
+            415,
+            "unsupported_media_type",
+            f"Content-Type {media.essence or '(none)'!r} is not ER7; use one of {', '.join(ER7_MEDIA_TYPES)}",
+        )
+    return media
+
+
+def choose_source(principal: Principal, requested: str | None) -> str:
+    if not principal.write:
+        raise Problem(403, "forbidden", "your token carries no 'write' institution: you may not send messages")
+    if requested:
+        if requested not in principal.write:
+            raise Problem(403, "forbidden", f"X-Source {requested!r} is not one of your write institutions")
+        return requested
+    if len(principal.write) > 1:
+        raise Problem(
+            400,
+            "source_required",
+            "your token may write for several institutions; choose one with the X-Source header",
+            details={"allowed": list(principal.write)},
+        )
+    return principal.write[0]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _bad_message(err: er7.Er7Error) -> Problem:
+    return Problem(400, "bad_message", str(err), details=err.to_dict())
+
+
+class IngestService:
+    def __init__(self, dedup: DedupStore, publisher: Publisher) -> None:
+        self._dedup = dedup
+        self._publisher = publisher
+
+    def ingest(self, body: bytes, media: MediaType, source: str) -> dict[str, Any]:
+        try:
+            text = er7.decode(body, media.charset)
+            normalized = er7.normalize(text)
+            batch = er7.split_batch(normalized)
+            if len(batch.messages) != 1:
+                raise Problem(
+                    400,
+                    "batch_not_supported",
+                    f"the body holds {len(batch.messages)} messages; send one message per request",
+                )
+            header = er7.read_header(normalized)
+        except er7.Er7Error as err:
+            raise _bad_message(err) from None
+        digest = er7.dedup_digest(normalized)
+        message_id = new_message_id()
+        key = f"{source}#{digest}"
+        summary = {"messageType": header.message_type, "controlId": header.control_id, "source": source}
+        try:
+            claim = self._dedup.claim(key, message_id)
+        except DedupUnavailable:
+            raise unavailable("deduplication store unavailable") from None
+        if claim.state is ClaimState.DUPLICATE:
+            log.info("duplicate id=%s source=%s type=%s", claim.message_id, source, header.message_type)
+            raise Problem(
+                409,
+                "duplicate",
+                "this message was already accepted",
+                details={"duplicate": True, "id": claim.message_id, "status": "duplicate", **summary},
+            )
+        if claim.state is ClaimState.IN_PROGRESS:
+            raise unavailable("the same message is being accepted by another request", retry_after=2)
+        try:
+            reused = self._dedup.control_id_reused(source, header.control_id, digest, message_id)
+            envelope = Envelope(
+                event=Event.RECEIVED,
+                id=message_id,
+                source=source,
+                received_at=_now(),
+                message_type=header.message_type,
+                control_id=header.control_id,
+                format=Format.ER7,
+                payload=text,
+                digest=digest,
+                flags=(CONTROL_ID_REUSED,) if reused else (),
+            )
+            self._publisher.publish(envelope)
+        except (HubUnavailable, DedupUnavailable) as exc:
+            self._release(key, message_id)
+            raise unavailable(str(exc)) from None
+        try:
+            self._dedup.complete(key, message_id)
+        except Exception as exc:  # already in the hub: acknowledge; the claim expires on its own
+            log.warning("dedup completion failed id=%s error=%s", message_id, exc.__class__.__name__)
+        log.info(
+            "accepted id=%s source=%s type=%s bytes=%d reused_control_id=%s",
+            message_id,
+            source,
+            header.message_type,
+            len(body),
+            reused,
+        )
+        return {
+            "id": message_id,
+            "status": "accepted",
+            "duplicate": False,
+            **summary,
+            "controlIdReused": reused,
+        }
+
+    def _release(self, key: str, message_id: str) -> None:
+        try:
+            self._dedup.release(key, message_id)
+        except Exception as exc:  # the claim expires after in_progress_seconds
+            log.warning("dedup release failed id=%s error=%s", message_id, exc.__class__.__name__)

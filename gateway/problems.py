@@ -1,0 +1,53 @@
+"""Errors the front door answers with: an HTTP status plus a JSON body that says what to fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Problem(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.details}
+
+
+def unauthorized(description: str) -> Problem:
+    challenge = f'Bearer realm="hl7lake", error="invalid_token", error_description="{description}"'
+    return Problem(401, "unauthorized", description, headers={"WWW-Authenticate": challenge})
+
+
+def missing_credentials() -> Problem:
+    return Problem(
+        401,
+        "unauthorized",
+        "missing bearer token: send 'Authorization: Bearer <token>' (see `hl7lake token`)",
+        headers={"WWW-Authenticate": 'Bearer realm="hl7lake"'},
+    )
+
+
+def unavailable(what: str, retry_after: int = 5) -> Problem:
+    return Problem(
+        503,
+        "unavailable",
+        f"{what}; nothing was stored, retry the same request later",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def not_found(message_id: str) -> Problem:
+    return Problem(404, "not_found", f"no message {message_id!r} visible to you")

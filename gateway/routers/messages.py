@@ -1,0 +1,126 @@
+"""/v1/messages: ingest ER7 and read back what the lake holds."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from gateway.deps import CurrentPrincipal, Services
+from gateway.ingest import check_media_type, choose_source
+from gateway.lake_reader import CursorError, decode_cursor, encode_cursor, public_item
+from gateway.problems import Problem, not_found
+
+router = APIRouter(prefix="/v1/messages", tags=["messages"])
+
+ER7_EXAMPLE = "MSH|^~\\&|LAB|HOSP_A|LAKE|AWS|20260101120000||ADT^A01|MSG00001|P|2.5.1\rPID|1||MRN1^^^HOSP_A||DOE^JOHN\r"
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise Problem(413, "too_large", f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, "too_large", f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Send one HL7 v2 message (ER7)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": {"type": "string"}, "example": ER7_EXAMPLE} for t in ("application/hl7-v2",)},
+        }
+    },
+    responses={
+        400: {"description": "unreadable message (names segment, field and reason)"},
+        401: {"description": "missing or invalid token"},
+        403: {"description": "token may not write for this source"},
+        409: {"description": "duplicate of an accepted message"},
+        413: {"description": "body too large"},
+        415: {"description": "not an ER7 media type"},
+        503: {"description": "hub or dedup store unavailable; retry"},
+    },
+)
+async def post_message(
+    request: Request,
+    services: Services,
+    principal: CurrentPrincipal,
+    content_type: Annotated[str | None, Header()] = None,
+    x_source: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    source = choose_source(principal, x_source)
+    media = check_media_type(content_type)
+    body = await _read_body(request, services.settings.max_body_bytes)
+    result = await run_in_threadpool(services.ingest.ingest, body, media, source)
+    return JSONResponse(result, status_code=202, headers={"Location": f"/v1/messages/{result['id']}"})
+
+
+def _visible_item(services: Services, principal: CurrentPrincipal, message_id: str) -> dict[str, Any]:
+    item = services.reader.get(message_id) if len(message_id) <= 64 else None
+    if item is None or item.get("source") not in principal.read:
+        raise not_found(message_id)
+    return item
+
+
+@router.get("/{message_id}", summary="The catalog entry of one message")
+def get_message(message_id: str, services: Services, principal: CurrentPrincipal) -> dict[str, Any]:
+    return public_item(_visible_item(services, principal, message_id))
+
+
+def _object(services: Services, item: dict[str, Any], field: str) -> bytes:
+    uri = item.get(field)
+    body = services.reader.read_object(uri) if uri else None
+    if body is None:
+        raise Problem(
+            404,
+            "not_available",
+            f"the {field} form of message {item['id']!r} is not in the lake (status: {item.get('status')})",
+        )
+    return body
+
+
+@router.get("/{message_id}/raw", summary="The message as received (ER7)", response_class=Response)
+def get_raw(message_id: str, services: Services, principal: CurrentPrincipal) -> Response:
+    item = _visible_item(services, principal, message_id)
+    return Response(_object(services, item, "raw"), media_type="application/hl7-v2; charset=utf-8")
+
+
+@router.get("/{message_id}/parsed", summary="The parsed document (JSON)")
+def get_parsed(message_id: str, services: Services, principal: CurrentPrincipal) -> Response:
+    item = _visible_item(services, principal, message_id)
+    return Response(_object(services, item, "parsed"), media_type="application/json")
+
+
+@router.get("", summary="Messages you may read, newest first")
+def list_messages(
+    services: Services,
+    principal: CurrentPrincipal,
+    status: Annotated[str | None, Query(pattern="^(received|parsed|failed)$")] = None,
+    type: Annotated[str | None, Query(max_length=40, description="e.g. ADT^A01 (or ADT_A01)")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> dict[str, Any]:
+    try:
+        before = decode_cursor(cursor) if cursor else None
+    except CursorError as exc:
+        raise Problem(400, "bad_cursor", str(exc)) from None
+    message_type = type.replace("_", "^", 1) if type else None
+    if not principal.read:
+        return {"items": [], "next": None}
+    items, next_key = services.reader.page(principal.read, status, message_type, limit, before)
+    return {"items": [public_item(i) for i in items], "next": encode_cursor(next_key) if next_key else None}
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    return JSONResponse(json.loads(json.dumps(problem.body())), status_code=problem.status, headers=problem.headers)

@@ -1,0 +1,3 @@
+from hl7lake.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""The `hl7lake` command: one entrypoint per service, the same locally and in containers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hl7lake.logs import configure
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from hl7lake.up import run_up
+
+    return run_up()
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    configure("gateway")
+    from gateway.bootstrap import run
+
+    run()
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    configure(args.name)
+    from hl7lake.workers import run_worker_by_name
+
+    return run_worker_by_name(args.name)
+
+
+def _cmd_bootstrap(args: argparse.Namespace) -> int:
+    configure("bootstrap")
+    from hl7lake.provision import provision
+
+    result = provision(dev_users=args.dev_users, max_receive_count=args.max_receive_count)
+    print(json.dumps({"topic": result.topic_arn, "queues": result.queues, "userPool": result.user_pool_id,
+                      "clientId": result.client_id, "users": result.users}, indent=2))  # fmt: skip
+    return 0
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    from hl7lake.tokens import TokenError, get_token
+
+    try:
+        print(get_token(args.user, args.password, access=args.access))
+    except TokenError as exc:
+        print(f"hl7lake token: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_parse(args: argparse.Namespace) -> int:
+    from hl7lake.offline import parse_files
+
+    return parse_files([Path(p) for p in args.files], charset=args.charset)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hl7lake", description="HL7 v2 data lake on AWS (or its emulator).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start emulator, bootstrap, gateway and workers (foreground)").set_defaults(func=_cmd_up)
+    sub.add_parser("gateway", help="run the HTTP front door").set_defaults(func=_cmd_gateway)
+    worker = sub.add_parser("worker", help="run one hub subscriber")
+    worker.add_argument("name", help="er7-staging or lake-writer")
+    worker.set_defaults(func=_cmd_worker)
+    boot = sub.add_parser("bootstrap", help="create or update every resource (idempotent)")
+    boot.add_argument("--no-dev-users", dest="dev_users", action="store_false", help="do not seed dev users")
+    boot.add_argument("--max-receive-count", type=int, default=5, help="tries before a message goes to the DLQ")
+    boot.set_defaults(func=_cmd_bootstrap)
+    token = sub.add_parser("token", help="print a bearer token from the Cognito API")
+    token.add_argument("--user", required=True, help="e.g. sender@hospital-a.example")
+    token.add_argument("--password", help="default: the dev users file's password for that user")
+    token.add_argument("--access", action="store_true", help="print the access token instead of the ID token")
+    token.set_defaults(func=_cmd_token)
+    parse = sub.add_parser("parse", help="parse ER7 files offline; one JSON document per line")
+    parse.add_argument("files", nargs="+")
+    parse.add_argument("--charset", help="override MSH-18 (e.g. cp1252)")
+    parse.set_defaults(func=_cmd_parse)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

@@ -1,0 +1,30 @@
+"""`hl7lake parse`: the staging worker's parser, offline, on files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from hub import er7
+from workers.er7_staging.document import parse_document
+
+
+def parse_files(paths: list[Path], charset: str | None = None) -> int:
+    failures = 0
+    for path in paths:
+        try:
+            text = er7.decode(path.read_bytes(), charset)
+            batch = er7.split_batch(er7.normalize(text))
+            for index, message in enumerate(batch.messages, start=1):
+                doc_id = path.name if len(batch.messages) == 1 else f"{path.name}#{index}"
+                print(json.dumps(parse_document(message, message_id=doc_id), ensure_ascii=False))
+            for problem in batch.problems:
+                print(f"{path}: warning: {problem}", file=sys.stderr)
+        except er7.Er7Error as err:
+            failures += 1
+            print(f"{path}: {err}", file=sys.stderr)
+        except OSError as exc:
+            failures += 1
+            print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+    return 1 if failures else 0

@@ -1,0 +1,48 @@
+"""In-memory hub for unit tests: routes events to subscribers with the real filter policies."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict, deque
+
+from hub.events import Envelope
+from hub.payloads import MemoryPayloadStore, PayloadStore, offload_if_large
+from hub.topology import SUBSCRIPTIONS, Subscription
+
+
+class MemoryHub:
+    def __init__(
+        self,
+        subscriptions: dict[str, Subscription] | None = None,
+        payloads: PayloadStore | None = None,
+        max_inline_bytes: int = 200 * 1024,
+    ) -> None:
+        self.subscriptions = subscriptions or SUBSCRIPTIONS
+        self.payloads = payloads or MemoryPayloadStore()
+        self.max_inline_bytes = max_inline_bytes
+        self.published: list[Envelope] = []
+        self.queues: dict[str, deque[Envelope]] = defaultdict(deque)
+        self.fail_next = 0
+        self._ids = itertools.count(1)
+
+    def publish(self, envelope: Envelope) -> str:
+        from hub.publisher import HubUnavailable
+
+        if self.fail_next:
+            self.fail_next -= 1
+            raise HubUnavailable("hub unavailable: simulated")
+        envelope = offload_if_large(envelope, self.payloads, self.max_inline_bytes)
+        # Round-trip through JSON so tests see exactly what subscribers would receive.
+        envelope = Envelope.from_json(envelope.to_json())
+        self.published.append(envelope)
+        attributes = envelope.attributes()
+        for name, sub in self.subscriptions.items():
+            if sub.matches(attributes):
+                self.queues[name].append(envelope)
+        return f"memory-{next(self._ids)}"
+
+    def drain(self, name: str) -> list[Envelope]:
+        queue = self.queues[name]
+        items = list(queue)
+        queue.clear()
+        return items

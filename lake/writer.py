@@ -1,0 +1,81 @@
+"""Turns hub events into lake objects and catalog entries."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from hub.events import Envelope, Event
+from hub.payloads import PayloadStore, load_payload
+from lake import layout
+from lake.catalog import Catalog, CatalogEntry
+from lake.objects import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+def _json_bytes(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class LakeWriter:
+    def __init__(self, objects: ObjectStore, catalog: Catalog, payloads: PayloadStore) -> None:
+        self._objects = objects
+        self._catalog = catalog
+        self._payloads = payloads
+
+    def handle(self, envelope: Envelope) -> None:
+        entry = CatalogEntry(
+            id=envelope.id,
+            source=envelope.source,
+            message_type=envelope.message_type,
+            control_id=envelope.control_id,
+            received_at=envelope.received_at,
+            digest=envelope.digest,
+            flags=envelope.flags,
+            batch=envelope.batch,
+        )
+        if envelope.event is Event.RECEIVED:
+            self._received(envelope, entry)
+        elif envelope.event is Event.PARSED:
+            self._parsed(envelope, entry)
+        elif envelope.event is Event.FAILED:
+            self._failed(envelope, entry)
+        log.info(
+            "lake write event=%s id=%s type=%s source=%s",
+            envelope.event.value,
+            envelope.id,
+            envelope.message_type,
+            envelope.source,
+        )
+
+    def _key(self, area: str, envelope: Envelope) -> str:
+        return layout.object_key(
+            area,
+            source=envelope.source,
+            message_type=envelope.message_type,
+            received_at=envelope.received_at,
+            message_id=envelope.id,
+        )
+
+    def _received(self, envelope: Envelope, entry: CatalogEntry) -> None:
+        raw = load_payload(envelope, self._payloads)
+        key = self._key(layout.RAW, envelope)
+        self._objects.put(key, str(raw).encode("utf-8"), "application/hl7-v2; charset=utf-8")
+        self._catalog.record_received(entry, layout.s3_uri(self._objects.bucket, key))
+
+    def _parsed(self, envelope: Envelope, entry: CatalogEntry) -> None:
+        document = load_payload(envelope, self._payloads)
+        key = self._key(layout.PARSED, envelope)
+        self._objects.put(key, _json_bytes(document), "application/json")
+        findings = list(envelope.extra.get("findings") or [])
+        self._catalog.record_parsed(entry, layout.s3_uri(self._objects.bucket, key), findings)
+
+    def _failed(self, envelope: Envelope, entry: CatalogEntry) -> None:
+        error = envelope.error or {"reason": "unknown failure"}
+        key = self._key(layout.ERRORS, envelope)
+        record = {"id": envelope.id, "source": envelope.source, "messageType": envelope.message_type,
+                  "controlId": envelope.control_id, "receivedAt": envelope.received_at, "error": error}  # fmt: skip
+        self._objects.put(key, _json_bytes(record), "application/json")
+        self._catalog.record_failed(entry, layout.s3_uri(self._objects.bucket, key), error)

@@ -1,0 +1,46 @@
+"""ER7 staging: normalize and parse a received message, publish the result or a precise failure."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from hub.er7 import Er7Error
+from hub.events import Envelope, Event, Format
+from hub.payloads import PayloadStore, load_payload
+from hub.publisher import Publisher
+from workers.er7_staging.document import parse_document
+
+log = logging.getLogger(__name__)
+
+
+class Er7StagingHandler:
+    def __init__(self, publisher: Publisher, payloads: PayloadStore) -> None:
+        self._publisher = publisher
+        self._payloads = payloads
+
+    def handle(self, envelope: Envelope) -> None:
+        text = str(load_payload(envelope, self._payloads))
+        started = time.process_time()
+        try:
+            document = parse_document(text, message_id=envelope.id)
+        except Er7Error as err:
+            self._fail(envelope, err.to_dict())
+            return
+        except Exception as exc:  # a parser bug must not poison the queue: report it as a failure
+            log.exception("parser crashed id=%s", envelope.id)
+            self._fail(envelope, {"reason": f"internal parser error ({exc.__class__.__name__})"})
+            return
+        cpu_ms = (time.process_time() - started) * 1000
+        self._publisher.publish(envelope.derive(Event.PARSED, Format.JSON, payload=document))
+        log.info(
+            "parsed id=%s type=%s segments=%d cpu_ms=%.2f",
+            envelope.id,
+            envelope.message_type,
+            len(document["segments"]),
+            cpu_ms,
+        )
+
+    def _fail(self, envelope: Envelope, error: dict[str, object]) -> None:
+        log.info("parse failed id=%s type=%s field=%s", envelope.id, envelope.message_type, error.get("field"))
+        self._publisher.publish(envelope.derive(Event.FAILED, Format.JSON, error=error))
