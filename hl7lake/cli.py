@@ -42,7 +42,10 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def _cmd_token(args: argparse.Namespace) -> int:
+    from hl7lake.emulator import use_local_emulator_by_default
     from hl7lake.tokens import TokenError, get_token
+
+    use_local_emulator_by_default()
 
     try:
         print(get_token(args.user, args.password, access=args.access))

@@ -18,6 +18,17 @@ EMULATOR_ENV = {
 }
 
 
+def use_local_emulator_by_default() -> None:
+    """For dev commands run beside `make up`: talk to the embedded emulator unless told otherwise."""
+    if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("HL7LAKE_EMULATOR") == "external":
+        return
+    host = os.environ.get("HL7LAKE_EMULATOR_HOST", "127.0.0.1")
+    port = os.environ.get("HL7LAKE_EMULATOR_PORT", "4566")
+    os.environ["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
+    for key, value in EMULATOR_ENV.items():
+        os.environ.setdefault(key, value)
+
+
 def port_in_use(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -55,6 +66,7 @@ def start_emulator(host: str, port: int, log_file: Path) -> subprocess.Popen[byt
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **EMULATOR_ENV},
+            start_new_session=True,
         )
     try:
         wait_http(f"http://{host}:{port}/moto-api/", timeout=30)

@@ -43,8 +43,7 @@ def _banner(settings: UpSettings) -> str:
     return f"""
 hl7lake is up: gateway {url} (docs {url}/docs), AWS endpoint {os.environ.get("AWS_ENDPOINT_URL", "AWS")}
 
-  # 1. get a token (dev users: hl7lake/dev-users.yaml)
-  export AWS_ENDPOINT_URL={os.environ.get("AWS_ENDPOINT_URL", "")} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
+  # 1. get a token (dev users and passwords: hl7lake/dev-users.yaml)
   TOKEN=$(.venv/bin/hl7lake token --user sender@hospital-a.example)
   # 2. send a message
   curl -s -X POST {url}/v1/messages -H "Authorization: Bearer $TOKEN" \\
@@ -67,8 +66,13 @@ class Supervisor:
 
     def start(self, name: str, args: list[str]) -> None:
         self.commands[name] = [sys.executable, "-m", "hl7lake", *args]
-        self.children[name] = subprocess.Popen(self.commands[name], env=self.env)
+        self.children[name] = self._spawn(name)
         log.info("started %s pid=%d", name, self.children[name].pid)
+
+    def _spawn(self, name: str) -> subprocess.Popen[bytes]:
+        # Own session: Ctrl-C reaches only this supervisor, which stops children in order
+        # (services first, the emulator last) instead of everything dying at once.
+        return subprocess.Popen(self.commands[name], env=self.env, start_new_session=True)
 
     def check(self) -> bool:
         """Restarts a child that died (a few times); False when one keeps dying."""
@@ -82,7 +86,7 @@ class Supervisor:
                 return False
             log.warning("%s exited with code %s; restarting (%d/%d)", name, code, self.restarts[name], MAX_RESTARTS)
             time.sleep(min(5, self.restarts[name]))
-            self.children[name] = subprocess.Popen(self.commands[name], env=self.env)
+            self.children[name] = self._spawn(name)
         return True
 
     def stop(self, timeout: float = 15.0) -> None:
