@@ -193,18 +193,14 @@ def ensure_identity(cognito: Any, settings: GatewaySettings) -> tuple[str, str]:
 
 
 def ensure_user(cognito: Any, pool_id: str, user: DevUser) -> None:
-    attributes = [
-        {"Name": "email", "Value": user.email},
-        {"Name": "email_verified", "Value": "true"},
-        {"Name": "custom:write", "Value": user.write},
-        {"Name": "custom:read", "Value": user.read},
-    ]
+    access = [{"Name": "custom:write", "Value": user.write}, {"Name": "custom:read", "Value": user.read}]
     try:
         cognito.admin_get_user(UserPoolId=pool_id, Username=user.email)
-        cognito.admin_update_user_attributes(UserPoolId=pool_id, Username=user.email, UserAttributes=attributes)
+        cognito.admin_update_user_attributes(UserPoolId=pool_id, Username=user.email, UserAttributes=access)
     except cognito.exceptions.UserNotFoundException:
+        identity = [{"Name": "email", "Value": user.email}, {"Name": "email_verified", "Value": "true"}]
         cognito.admin_create_user(
-            UserPoolId=pool_id, Username=user.email, UserAttributes=attributes, MessageAction="SUPPRESS"
+            UserPoolId=pool_id, Username=user.email, UserAttributes=identity + access, MessageAction="SUPPRESS"
         )
     cognito.admin_set_user_password(UserPoolId=pool_id, Username=user.email, Password=user.password, Permanent=True)
 
