@@ -1,0 +1,155 @@
+"""End to end: `hl7lake up` as a user runs it, real corpus messages over HTTP with real tokens."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import CORPUS, free_port
+
+pytestmark = pytest.mark.e2e
+
+ER7 = {"Content-Type": "application/hl7-v2"}
+
+
+@dataclass
+class Stack:
+    url: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+    def token(self, user: str) -> dict[str, str]:
+        out = subprocess.run([sys.executable, "-m", "hl7lake", "token", "--user", user], env=self.env,
+                             capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        return {"Authorization": f"Bearer {out.stdout.strip()}"}
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"hl7lake up exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("stack not ready in time")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    emulator_port, gateway_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HL7LAKE_"))}
+    env.update(HL7LAKE_EMULATOR_PORT=str(emulator_port), HL7LAKE_PORT=str(gateway_port),
+               HL7LAKE_RUN_DIR=str(tmp_path_factory.mktemp("run")), HL7LAKE_WAIT_SECONDS="1")  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "hl7lake", "up"], env=env)
+    url = f"http://127.0.0.1:{gateway_port}"
+    try:
+        wait_ready(url, process)
+        # what a user's second terminal has: only the emulator port (token defaults to the embedded emulator)
+        yield Stack(url, env, process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_status(client: httpx.Client, mid: str, headers: dict[str, str], timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    item: dict = {}
+    while time.monotonic() < deadline:
+        response = client.get(f"/v1/messages/{mid}", headers=headers)
+        item = response.json() if response.status_code == 200 else {}
+        if item.get("status") in ("parsed", "failed"):
+            return item
+        time.sleep(0.1)
+    raise AssertionError(f"message {mid} not processed in time: {item}")
+
+
+def single_messages() -> list[Path]:
+    names = sorted((CORPUS / "messages").glob("*.hl7")) if CORPUS.is_dir() else []
+    return [p for p in names if not any(tag in p.name for tag in ("BATCH", "BAD", "NOTYPE", "EMPTY"))]
+
+
+# (file, segment, field key, value) — values the source projects' own tests assert (MANIFEST.tsv)
+EXPECTED = [
+    ("042-ORU_R01-2.4.hl7", "OBX", "3.1", "1554-5"),
+    ("042-ORU_R01-2.4.hl7", "OBX", "3.2", "GLUCOSE"),
+    ("043-ORU_R01-2.4.hl7", "PID", "3.2.2", "Sub-Component2"),
+    ("043-ORU_R01-2.4.hl7", "PID", "4[2]", "Repeat2"),
+    ("050-ADT_A01-2.5.hl7", "PID", "5.1", "SURNAME"),
+    ("049-RSP_K22-2.7.hl7", "MSH", "2", "^~\\&#"),
+    ("069-ADT_A01-2.5.hl7", "PID", "5.1", "MÜLLER"),
+]
+
+
+def test_every_corpus_message_lands_parsed(stack: Stack, corpus_dir: Path) -> None:
+    sender = stack.token("sender@hospital-a.example")
+    files = single_messages()
+    assert len(files) >= 30
+    ids: dict[str, str] = {}
+    started = time.monotonic()
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        for path in files:
+            response = client.post("/v1/messages", content=path.read_bytes(), headers={**ER7, **sender})
+            assert response.status_code == 202, (path.name, response.text)
+            ids[path.name] = response.json()["id"]
+        items = {name: wait_status(client, mid, sender) for name, mid in ids.items()}
+        elapsed = time.monotonic() - started
+        failed = {name: item["error"] for name, item in items.items() if item["status"] != "parsed"}
+        assert failed == {}
+        for name, segment, key, value in EXPECTED:
+            doc = client.get(f"/v1/messages/{ids[name]}/parsed", headers=sender).json()
+            seg = next(s for s in doc["segments"] if s["id"] == segment)
+            assert seg["fields"].get(key) == value, (name, segment, key)
+            assert doc["id"] == ids[name]
+        print(f"\n{len(files)} corpus messages accepted and parsed end to end in {elapsed:.2f}s")
+
+
+def test_error_paths_over_http(stack: Stack) -> None:
+    sender = stack.token("sender@hospital-b.example")
+    reader = stack.token("reader@hospital-a.example")
+    body = (CORPUS / "messages" / "046-ADT_A01-2.3.hl7").read_bytes()
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        assert client.post("/v1/messages", content=body, headers=ER7).status_code == 401
+        assert client.post("/v1/messages", content=body, headers={**ER7, **reader}).status_code == 403
+        assert client.post("/v1/messages", content=body, headers={"Content-Type": "application/json",
+                                                                   **sender}).status_code == 415  # fmt: skip
+        bad = client.post("/v1/messages", content=(CORPUS / "messages" / "052-BAD_NOMSH-nover.hl7").read_bytes(),
+                          headers={**ER7, **sender})  # fmt: skip
+        assert bad.status_code == 400 and bad.json()["segment"] == "PID"
+        first = client.post("/v1/messages", content=body, headers={**ER7, **sender})
+        assert first.status_code == 202
+        dup = client.post("/v1/messages", content=body, headers={**ER7, **sender})
+        assert dup.status_code == 409 and dup.json()["id"] == first.json()["id"]
+        mid = first.json()["id"]
+        assert wait_status(client, mid, sender)["status"] == "parsed"
+        assert client.get(f"/v1/messages/{mid}", headers=reader).status_code == 404  # hospital-a reader
+
+
+def test_sigterm_stops_every_process(stack: Stack) -> None:
+    children = subprocess.run(["pgrep", "-P", str(stack.process.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 4  # emulator, gateway, two workers
+    stack.process.send_signal(signal.SIGTERM)
+    assert stack.process.wait(30) == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+        time.sleep(0.1)
+    alive = [pid for pid in children if Path(f"/proc/{pid}").exists() and
+             "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()]  # fmt: skip
+    assert alive == []
