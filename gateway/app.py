@@ -42,7 +42,9 @@ def create_app(services: GatewayServices) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": "http_error", "message": str(exc.detail)}, exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            {"error": "http_error", "message": str(exc.detail)}, exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -72,7 +72,9 @@ def build_services(settings: GatewaySettings) -> GatewayServices:
     publisher = SnsPublisher(
         sns, topic_arn, S3PayloadStore(s3, settings.payload_bucket_name), settings.max_inline_bytes
     )
-    dedup = DynamoDedupStore(ddb, settings.dedup_table_name, settings.dedup_ttl_seconds, settings.in_progress_seconds)
+    dedup = DynamoDedupStore(
+        ddb, settings.dedup_table_name, settings.dedup_ttl_seconds, settings.in_progress_seconds
+    )
     return GatewayServices(
         settings=settings,
         verifier=TokenVerifier(

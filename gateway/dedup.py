@@ -8,6 +8,7 @@ Control ids (MSH-10) get a record of their own to flag reuse with different cont
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -74,7 +75,12 @@ class DynamoDedupStore:
                 ConditionExpression=(
                     "attribute_not_exists(#k) OR #e < :now OR (#s = :inprogress AND #u < :now)"
                 ),
-                ExpressionAttributeNames={"#k": "key", "#e": "expiresAt", "#s": "status", "#u": "inProgressUntil"},
+                ExpressionAttributeNames={
+                    "#k": "key",
+                    "#e": "expiresAt",
+                    "#s": "status",
+                    "#u": "inProgressUntil",
+                },
                 ExpressionAttributeValues={":now": {"N": str(now)}, ":inprogress": {"S": INPROGRESS}},
             )
             return Claim(ClaimState.NEW, message_id)
@@ -97,7 +103,7 @@ class DynamoDedupStore:
         )
 
     def release(self, key: str, message_id: str) -> None:
-        try:
+        with contextlib.suppress(self._ddb.exceptions.ConditionalCheckFailedException):
             self._call(
                 "delete_item",
                 Key={"key": {"S": key}},
@@ -105,8 +111,6 @@ class DynamoDedupStore:
                 ExpressionAttributeNames={"#m": "messageId", "#s": "status"},
                 ExpressionAttributeValues={":id": {"S": message_id}, ":inprogress": {"S": INPROGRESS}},
             )
-        except self._ddb.exceptions.ConditionalCheckFailedException:
-            pass
 
     def control_id_reused(self, source: str, control_id: str, digest: str, message_id: str) -> bool:
         key = f"ctl#{source}#{control_id}"
@@ -144,8 +148,10 @@ class MemoryDedupStore:
         self._check()
         now = time.time()
         record = self.records.get(key)
-        if record is None or record["expiresAt"] < now or (
-            record["status"] == INPROGRESS and record["inProgressUntil"] < now
+        if (
+            record is None
+            or record["expiresAt"] < now
+            or (record["status"] == INPROGRESS and record["inProgressUntil"] < now)
         ):
             self.records[key] = {
                 "status": INPROGRESS,

@@ -52,7 +52,9 @@ def check_media_type(header: str | None) -> MediaType:
 
 def choose_source(principal: Principal, requested: str | None) -> str:
     if not principal.write:
-        raise Problem(403, "forbidden", "your token carries no 'write' institution: you may not send messages")
+        raise Problem(
+            403, "forbidden", "your token carries no 'write' institution: you may not send messages"
+        )
     if requested:
         if requested not in principal.write:
             raise Problem(403, "forbidden", f"X-Source {requested!r} is not one of your write institutions")

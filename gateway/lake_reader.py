@@ -57,13 +57,20 @@ class LakeReader(Protocol):
     def get(self, message_id: str) -> dict[str, Any] | None: ...
 
     def page(
-        self, sources: tuple[str, ...], status: str | None, message_type: str | None, limit: int, before: str | None
+        self,
+        sources: tuple[str, ...],
+        status: str | None,
+        message_type: str | None,
+        limit: int,
+        before: str | None,
     ) -> tuple[list[dict[str, Any]], str | None]: ...
 
     def read_object(self, uri: str) -> bytes | None: ...
 
 
-def merge_pages(per_source: list[list[dict[str, Any]]], limit: int, more: bool) -> tuple[list[dict[str, Any]], str | None]:
+def merge_pages(
+    per_source: list[list[dict[str, Any]]], limit: int, more: bool
+) -> tuple[list[dict[str, Any]], str | None]:
     merged = sorted((i for items in per_source for i in items), key=lambda i: i["sortKey"], reverse=True)
     page = merged[:limit]
     has_more = more or len(merged) > limit
@@ -112,7 +119,12 @@ class DynamoLakeReader:
         return found[: limit + 1], True
 
     def page(
-        self, sources: tuple[str, ...], status: str | None, message_type: str | None, limit: int, before: str | None
+        self,
+        sources: tuple[str, ...],
+        status: str | None,
+        message_type: str | None,
+        limit: int,
+        before: str | None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         results = [self._query_source(s, status, message_type, limit, before) for s in sources]
         return merge_pages([items for items, _ in results], limit, any(more for _, more in results))
@@ -126,7 +138,9 @@ class DynamoLakeReader:
 
 
 class MemoryLakeReader:
-    def __init__(self, items: dict[str, dict[str, Any]] | None = None, objects: dict[str, bytes] | None = None) -> None:
+    def __init__(
+        self, items: dict[str, dict[str, Any]] | None = None, objects: dict[str, bytes] | None = None
+    ) -> None:
         self.items = items if items is not None else {}
         self.objects = objects if objects is not None else {}
 
@@ -134,13 +148,20 @@ class MemoryLakeReader:
         return self.items.get(message_id)
 
     def page(
-        self, sources: tuple[str, ...], status: str | None, message_type: str | None, limit: int, before: str | None
+        self,
+        sources: tuple[str, ...],
+        status: str | None,
+        message_type: str | None,
+        limit: int,
+        before: str | None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         selected = [
-            i for i in self.items.values()
-            if i.get("source") in sources and matches(i, status, message_type)
+            i
+            for i in self.items.values()
+            if i.get("source") in sources
+            and matches(i, status, message_type)
             and (before is None or i["sortKey"] < before)
-        ]  # fmt: skip
+        ]
         return merge_pages([selected], limit, False)
 
     def read_object(self, uri: str) -> bytes | None:

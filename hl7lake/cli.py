@@ -36,8 +36,18 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
     from hl7lake.provision import provision
 
     result = provision(dev_users=args.dev_users, max_receive_count=args.max_receive_count)
-    print(json.dumps({"topic": result.topic_arn, "queues": result.queues, "userPool": result.user_pool_id,
-                      "clientId": result.client_id, "users": result.users}, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "topic": result.topic_arn,
+                "queues": result.queues,
+                "userPool": result.user_pool_id,
+                "clientId": result.client_id,
+                "users": result.users,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -64,14 +74,18 @@ def _cmd_parse(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hl7lake", description="HL7 v2 data lake on AWS (or its emulator).")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start emulator, bootstrap, gateway and workers (foreground)").set_defaults(func=_cmd_up)
+    sub.add_parser("up", help="start emulator, bootstrap, gateway and workers (foreground)").set_defaults(
+        func=_cmd_up
+    )
     sub.add_parser("gateway", help="run the HTTP front door").set_defaults(func=_cmd_gateway)
     worker = sub.add_parser("worker", help="run one hub subscriber")
     worker.add_argument("name", help="er7-staging or lake-writer")
     worker.set_defaults(func=_cmd_worker)
     boot = sub.add_parser("bootstrap", help="create or update every resource (idempotent)")
     boot.add_argument("--no-dev-users", dest="dev_users", action="store_false", help="do not seed dev users")
-    boot.add_argument("--max-receive-count", type=int, default=5, help="tries before a message goes to the DLQ")
+    boot.add_argument(
+        "--max-receive-count", type=int, default=5, help="tries before a message goes to the DLQ"
+    )
     boot.set_defaults(func=_cmd_bootstrap)
     token = sub.add_parser("token", help="print a bearer token from the Cognito API")
     token.add_argument("--user", required=True, help="e.g. sender@hospital-a.example")

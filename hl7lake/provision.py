@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -61,7 +62,9 @@ def ensure_subscriber(
         settings.queue_name(sub.name),
         {
             "VisibilityTimeout": "60",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+            ),
             "Policy": json.dumps(policy),
         },
     )
@@ -78,9 +81,17 @@ def ensure_subscriber(
     ]
     if existing:
         for name, value in attributes.items():
-            sns.set_subscription_attributes(SubscriptionArn=existing[0], AttributeName=name, AttributeValue=value)
+            sns.set_subscription_attributes(
+                SubscriptionArn=existing[0], AttributeName=name, AttributeValue=value
+            )
     else:
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes, ReturnSubscriptionArn=True)
+        sns.subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=arn,
+            Attributes=attributes,
+            ReturnSubscriptionArn=True,
+        )
     return url
 
 
@@ -88,10 +99,8 @@ def _create_bucket(s3: Any, name: str, region: str) -> None:
     kwargs: dict[str, Any] = {"Bucket": name}
     if region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-    try:
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         s3.create_bucket(**kwargs)
-    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
-        pass
     s3.put_public_access_block(
         Bucket=name,
         PublicAccessBlockConfiguration={
@@ -103,7 +112,9 @@ def _create_bucket(s3: Any, name: str, region: str) -> None:
     )
     s3.put_bucket_encryption(
         Bucket=name,
-        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
     )
 
 
@@ -114,7 +125,14 @@ def ensure_buckets(s3: Any, settings: GatewaySettings) -> None:
     s3.put_bucket_lifecycle_configuration(
         Bucket=settings.payload_bucket_name,
         LifecycleConfiguration={
-            "Rules": [{"ID": "expire-payloads", "Status": "Enabled", "Filter": {"Prefix": "payloads/"}, "Expiration": {"Days": 14}}]
+            "Rules": [
+                {
+                    "ID": "expire-payloads",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": "payloads/"},
+                    "Expiration": {"Days": 14},
+                }
+            ]
         },
     )
 
@@ -124,7 +142,9 @@ def _table(ddb: Any, **spec: Any) -> None:
         ddb.create_table(BillingMode="PAY_PER_REQUEST", **spec)
     except ddb.exceptions.ResourceInUseException:
         return
-    ddb.get_waiter("table_exists").wait(TableName=spec["TableName"], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    ddb.get_waiter("table_exists").wait(
+        TableName=spec["TableName"], WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
 
 
 def ensure_tables(ddb: Any, settings: GatewaySettings) -> None:
@@ -170,8 +190,15 @@ def ensure_identity(cognito: Any, settings: GatewaySettings) -> tuple[str, str]:
             PoolName=settings.user_pool,
             UsernameAttributes=["email"],
             AutoVerifiedAttributes=["email"],
-            Policies={"PasswordPolicy": {"MinimumLength": 12, "RequireUppercase": True, "RequireLowercase": True,
-                                         "RequireNumbers": True, "RequireSymbols": True}},  # fmt: skip
+            Policies={
+                "PasswordPolicy": {
+                    "MinimumLength": 12,
+                    "RequireUppercase": True,
+                    "RequireLowercase": True,
+                    "RequireNumbers": True,
+                    "RequireSymbols": True,
+                }
+            },
             Schema=[
                 {"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True},
                 {"Name": "write", "AttributeDataType": "String", "Mutable": True},
@@ -200,9 +227,14 @@ def ensure_user(cognito: Any, pool_id: str, user: DevUser) -> None:
     except cognito.exceptions.UserNotFoundException:
         identity = [{"Name": "email", "Value": user.email}, {"Name": "email_verified", "Value": "true"}]
         cognito.admin_create_user(
-            UserPoolId=pool_id, Username=user.email, UserAttributes=identity + access, MessageAction="SUPPRESS"
+            UserPoolId=pool_id,
+            Username=user.email,
+            UserAttributes=identity + access,
+            MessageAction="SUPPRESS",
         )
-    cognito.admin_set_user_password(UserPoolId=pool_id, Username=user.email, Password=user.password, Permanent=True)
+    cognito.admin_set_user_password(
+        UserPoolId=pool_id, Username=user.email, Password=user.password, Permanent=True
+    )
 
 
 def provision(
@@ -211,7 +243,11 @@ def provision(
     settings = settings or GatewaySettings()
     region = settings.region
     sns, sqs = aws.client("sns", region), aws.client("sqs", region)
-    s3, ddb, cognito = aws.client("s3", region), aws.client("dynamodb", region), aws.client("cognito-idp", region)
+    s3, ddb, cognito = (
+        aws.client("s3", region),
+        aws.client("dynamodb", region),
+        aws.client("cognito-idp", region),
+    )
     topic_arn = ensure_topic(sns, settings.topic_name)
     queues = {
         name: ensure_subscriber(sns, sqs, settings, topic_arn, sub, max_receive_count)
@@ -223,5 +259,7 @@ def provision(
     users = load_dev_users() if dev_users else []
     for user in users:
         ensure_user(cognito, pool_id, user)
-    log.info("bootstrap done topic=%s queues=%s pool=%s users=%d", topic_arn, ",".join(queues), pool_id, len(users))
+    log.info(
+        "bootstrap done topic=%s queues=%s pool=%s users=%d", topic_arn, ",".join(queues), pool_id, len(users)
+    )
     return ProvisionResult(topic_arn, queues, pool_id, client_id, [u.email for u in users])

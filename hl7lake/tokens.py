@@ -31,5 +31,7 @@ def get_token(user: str, password: str | None = None, *, access: bool = False) -
     except (cognito.exceptions.NotAuthorizedException, cognito.exceptions.UserNotFoundException):
         raise TokenError(f"wrong user name or password for {user!r}") from None
     except Exception as exc:
-        raise TokenError(f"identity provider unreachable ({exc.__class__.__name__}): is `make up` running?") from None
+        raise TokenError(
+            f"identity provider unreachable ({exc.__class__.__name__}): is `make up` running?"
+        ) from None
     return str(result["AccessToken" if access else "IdToken"])

@@ -84,7 +84,9 @@ class Supervisor:
             if self.restarts[name] > MAX_RESTARTS:
                 log.error("%s keeps exiting (last code %s); stopping", name, code)
                 return False
-            log.warning("%s exited with code %s; restarting (%d/%d)", name, code, self.restarts[name], MAX_RESTARTS)
+            log.warning(
+                "%s exited with code %s; restarting (%d/%d)", name, code, self.restarts[name], MAX_RESTARTS
+            )
             time.sleep(min(5, self.restarts[name]))
             self.children[name] = self._spawn(name)
         return True
@@ -117,7 +119,9 @@ def run_up() -> int:
             os.environ.setdefault(key, value)
         os.environ["AWS_ENDPOINT_URL"] = endpoint
         try:
-            emulator = start_emulator(settings.emulator_host, settings.emulator_port, run_dir / "emulator.log")
+            emulator = start_emulator(
+                settings.emulator_host, settings.emulator_port, run_dir / "emulator.log"
+            )
         except (RuntimeError, TimeoutError) as exc:
             log.error("emulator did not start: %s", exc)
             return 1

@@ -117,9 +117,22 @@ class Envelope:
             data = json.loads(body)
             ref = data.get("payloadRef")
             known = {
-                "version", "event", "protocol", "id", "source", "receivedAt", "messageType",
-                "controlId", "format", "digest", "flags", "error", "batch", "payload", "payloadRef",
-            }  # fmt: skip
+                "version",
+                "event",
+                "protocol",
+                "id",
+                "source",
+                "receivedAt",
+                "messageType",
+                "controlId",
+                "format",
+                "digest",
+                "flags",
+                "error",
+                "batch",
+                "payload",
+                "payloadRef",
+            }
             return cls(
                 version=int(data["version"]),
                 event=Event(data["event"]),

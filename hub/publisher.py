@@ -20,9 +20,7 @@ class Publisher(Protocol):
 
 
 class SnsPublisher:
-    def __init__(
-        self, sns: Any, topic_arn: str, payloads: PayloadStore, max_inline_bytes: int
-    ) -> None:
+    def __init__(self, sns: Any, topic_arn: str, payloads: PayloadStore, max_inline_bytes: int) -> None:
         self._sns = sns
         self._topic_arn = topic_arn
         self._payloads = payloads
@@ -35,8 +33,7 @@ class SnsPublisher:
                 TopicArn=self._topic_arn,
                 Message=envelope.to_json(),
                 MessageAttributes={
-                    k: {"DataType": "String", "StringValue": v}
-                    for k, v in envelope.attributes().items()
+                    k: {"DataType": "String", "StringValue": v} for k, v in envelope.attributes().items()
                 },
             )
         except Exception as exc:  # botocore raises many types; all mean "not in the hub"

@@ -6,6 +6,7 @@ a `failed` event never overrides `parsed`, so events may arrive in any order and
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -96,10 +97,9 @@ class DynamoCatalog:
         if condition:
             expr_values[":parsed"] = ser.serialize(PARSED)
             kwargs["ConditionExpression"] = condition
-        try:
+        # A failed condition means a later state already won: nothing to do, by design.
+        with contextlib.suppress(self._ddb.exceptions.ConditionalCheckFailedException):
             self._ddb.update_item(**kwargs)
-        except self._ddb.exceptions.ConditionalCheckFailedException:
-            pass  # a later state already won: nothing to do, by design
 
     def record_received(self, entry: CatalogEntry, raw_uri: str) -> None:
         self._update(entry, {"raw": raw_uri}, status_if_absent=RECEIVED)

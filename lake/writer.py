@@ -75,7 +75,13 @@ class LakeWriter:
     def _failed(self, envelope: Envelope, entry: CatalogEntry) -> None:
         error = envelope.error or {"reason": "unknown failure"}
         key = self._key(layout.ERRORS, envelope)
-        record = {"id": envelope.id, "source": envelope.source, "messageType": envelope.message_type,
-                  "controlId": envelope.control_id, "receivedAt": envelope.received_at, "error": error}  # fmt: skip
+        record = {
+            "id": envelope.id,
+            "source": envelope.source,
+            "messageType": envelope.message_type,
+            "controlId": envelope.control_id,
+            "receivedAt": envelope.received_at,
+            "error": error,
+        }
         self._objects.put(key, _json_bytes(record), "application/json")
         self._catalog.record_failed(entry, layout.s3_uri(self._objects.bucket, key), error)

@@ -22,22 +22,32 @@ class TokenFactory:
         self.private_pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode()
-        public_pem = key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        public_pem = (
+            key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
         self.public_jwk = {**jwk.construct(public_pem, "RS256").to_dict(), "kid": kid, "use": "sig"}
         self.jwks_requests = 0
 
     def jwks_transport(self) -> httpx.MockTransport:
         def handler(request: httpx.Request) -> httpx.Response:
             self.jwks_requests += 1
-            body = {"keys": [{k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.public_jwk.items()}]}
+            body = {
+                "keys": [{k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.public_jwk.items()}]
+            }
             return httpx.Response(200, content=json.dumps(body))
 
         return httpx.MockTransport(handler)
 
-    def token(self, *, token_use: str = "id", drop: tuple[str, ...] = (), headers: dict[str, Any] | None = None,
-              **claims: Any) -> str:  # fmt: skip
+    def token(
+        self,
+        *,
+        token_use: str = "id",
+        drop: tuple[str, ...] = (),
+        headers: dict[str, Any] | None = None,
+        **claims: Any,
+    ) -> str:
         now = int(time.time())
         body: dict[str, Any] = {
             "iss": ISSUER,
@@ -53,4 +63,8 @@ class TokenFactory:
         body.update(claims)
         for name in drop:
             body.pop(name, None)
-        return str(jwt.encode(body, self.private_pem, algorithm="RS256", headers={"kid": self.kid, **(headers or {})}))
+        return str(
+            jwt.encode(
+                body, self.private_pem, algorithm="RS256", headers={"kid": self.kid, **(headers or {})}
+            )
+        )

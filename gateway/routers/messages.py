@@ -16,7 +16,9 @@ from gateway.problems import Problem, not_found
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
-ER7_EXAMPLE = "MSH|^~\\&|LAB|HOSP_A|LAKE|AWS|20260101120000||ADT^A01|MSG00001|P|2.5.1\rPID|1||MRN1^^^HOSP_A||DOE^JOHN\r"
+ER7_EXAMPLE = (
+    "MSH|^~\\&|LAB|HOSP_A|LAKE|AWS|20260101120000||ADT^A01|MSG00001|P|2.5.1\rPID|1||MRN1^^^HOSP_A||DOE^JOHN\r"
+)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -39,7 +41,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {t: {"schema": {"type": "string"}, "example": ER7_EXAMPLE} for t in ("application/hl7-v2",)},
+            "content": {
+                t: {"schema": {"type": "string"}, "example": ER7_EXAMPLE} for t in ("application/hl7-v2",)
+            },
         }
     },
     responses={
@@ -123,4 +127,6 @@ def list_messages(
 
 
 def problem_response(problem: Problem) -> JSONResponse:
-    return JSONResponse(json.loads(json.dumps(problem.body())), status_code=problem.status, headers=problem.headers)
+    return JSONResponse(
+        json.loads(json.dumps(problem.body())), status_code=problem.status, headers=problem.headers
+    )

@@ -28,8 +28,14 @@ class Stack:
     process: subprocess.Popen[bytes]
 
     def token(self, user: str) -> dict[str, str]:
-        out = subprocess.run([sys.executable, "-m", "hl7lake", "token", "--user", user], env=self.env,
-                             capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-m", "hl7lake", "token", "--user", user],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         return {"Authorization": f"Bearer {out.stdout.strip()}"}
 
 
@@ -51,8 +57,12 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) 
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     emulator_port, gateway_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HL7LAKE_"))}
-    env.update(HL7LAKE_EMULATOR_PORT=str(emulator_port), HL7LAKE_PORT=str(gateway_port),
-               HL7LAKE_RUN_DIR=str(tmp_path_factory.mktemp("run")), HL7LAKE_WAIT_SECONDS="1")  # fmt: skip
+    env.update(
+        HL7LAKE_EMULATOR_PORT=str(emulator_port),
+        HL7LAKE_PORT=str(gateway_port),
+        HL7LAKE_RUN_DIR=str(tmp_path_factory.mktemp("run")),
+        HL7LAKE_WAIT_SECONDS="1",
+    )
     process = subprocess.Popen([sys.executable, "-m", "hl7lake", "up"], env=env)
     url = f"http://127.0.0.1:{gateway_port}"
     try:
@@ -128,10 +138,17 @@ def test_error_paths_over_http(stack: Stack) -> None:
     with httpx.Client(base_url=stack.url, timeout=30) as client:
         assert client.post("/v1/messages", content=body, headers=ER7).status_code == 401
         assert client.post("/v1/messages", content=body, headers={**ER7, **reader}).status_code == 403
-        assert client.post("/v1/messages", content=body, headers={"Content-Type": "application/json",
-                                                                   **sender}).status_code == 415  # fmt: skip
-        bad = client.post("/v1/messages", content=(CORPUS / "messages" / "052-BAD_NOMSH-nover.hl7").read_bytes(),
-                          headers={**ER7, **sender})  # fmt: skip
+        assert (
+            client.post(
+                "/v1/messages", content=body, headers={"Content-Type": "application/json", **sender}
+            ).status_code
+            == 415
+        )
+        bad = client.post(
+            "/v1/messages",
+            content=(CORPUS / "messages" / "052-BAD_NOMSH-nover.hl7").read_bytes(),
+            headers={**ER7, **sender},
+        )
         assert bad.status_code == 400 and bad.json()["segment"] == "PID"
         first = client.post("/v1/messages", content=body, headers={**ER7, **sender})
         assert first.status_code == 202
@@ -143,13 +160,18 @@ def test_error_paths_over_http(stack: Stack) -> None:
 
 
 def test_sigterm_stops_every_process(stack: Stack) -> None:
-    children = subprocess.run(["pgrep", "-P", str(stack.process.pid)], capture_output=True, text=True).stdout.split()
+    children = subprocess.run(
+        ["pgrep", "-P", str(stack.process.pid)], capture_output=True, text=True
+    ).stdout.split()
     assert len(children) == 4  # emulator, gateway, two workers
     stack.process.send_signal(signal.SIGTERM)
     assert stack.process.wait(30) == 0
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
         time.sleep(0.1)
-    alive = [pid for pid in children if Path(f"/proc/{pid}").exists() and
-             "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()]  # fmt: skip
+    alive = [
+        pid
+        for pid in children
+        if Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    ]
     assert alive == []

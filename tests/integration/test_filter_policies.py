@@ -12,15 +12,27 @@ from tests.integration.conftest import drain
 
 
 def event(kind: Event, fmt: Format, n: int) -> Envelope:
-    return Envelope(event=kind, id=f"ID{n}", source="hospital-a", received_at="2026-01-01T00:00:00.000Z",
-                    message_type="ADT^A01", control_id=f"C{n}", format=fmt, payload="MSH|^~\\&|x")  # fmt: skip
+    return Envelope(
+        event=kind,
+        id=f"ID{n}",
+        source="hospital-a",
+        received_at="2026-01-01T00:00:00.000Z",
+        message_type="ADT^A01",
+        control_id=f"C{n}",
+        format=fmt,
+        payload="MSH|^~\\&|x",
+    )
 
 
 def test_each_queue_gets_exactly_what_its_filter_allows(stack, sqs) -> None:
     settings, result = stack
     sns = aws.client("sns", settings.region)
-    publisher = SnsPublisher(sns, result.topic_arn, S3PayloadStore(aws.client("s3", settings.region),
-                             settings.payload_bucket_name), settings.max_inline_bytes)  # fmt: skip
+    publisher = SnsPublisher(
+        sns,
+        result.topic_arn,
+        S3PayloadStore(aws.client("s3", settings.region), settings.payload_bucket_name),
+        settings.max_inline_bytes,
+    )
     published = {
         "ID1": event(Event.RECEIVED, Format.ER7, 1),  # staging + lake
         "ID2": event(Event.RECEIVED, Format.JSON, 2),  # lake only (not ER7)
@@ -30,8 +42,11 @@ def test_each_queue_gets_exactly_what_its_filter_allows(stack, sqs) -> None:
     }
     for envelope in published.values():
         publisher.publish(envelope)
-    sns.publish(TopicArn=result.topic_arn, Message="{}", MessageAttributes={
-        "event": {"DataType": "String", "StringValue": "something.else"}})  # fmt: skip
+    sns.publish(
+        TopicArn=result.topic_arn,
+        Message="{}",
+        MessageAttributes={"event": {"DataType": "String", "StringValue": "something.else"}},
+    )
 
     lake = drain(sqs, result.queues["lake-writer"], expect=5)
     staging = drain(sqs, result.queues["er7-staging"], expect=1)

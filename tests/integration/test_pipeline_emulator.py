@@ -30,8 +30,9 @@ def running(stack) -> Iterator[TestClient]:
     stop = threading.Event()
     threads = []
     for name, service in (("er7-staging", staging_service), ("lake-writer", lake_service)):
-        consumer = SqsConsumer(sqs, result.queues[name], service.build_handler(worker_settings), wait_seconds=1,
-                               name=name)  # fmt: skip
+        consumer = SqsConsumer(
+            sqs, result.queues[name], service.build_handler(worker_settings), wait_seconds=1, name=name
+        )
         thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
         thread.start()
         threads.append(thread)
@@ -52,8 +53,11 @@ def test_message_lands_parsed_and_only_its_institution_sees_it(running: TestClie
     accepted = running.post("/v1/messages", content=body, headers={**ER7, **sender})
     assert accepted.status_code == 202, accepted.text
     mid = accepted.json()["id"]
-    item = wait_for(lambda: (r := running.get(f"/v1/messages/{mid}", headers=sender).json()).get("status") == "parsed"
-                    and r)  # fmt: skip
+    item = wait_for(
+        lambda: (
+            (r := running.get(f"/v1/messages/{mid}", headers=sender).json()).get("status") == "parsed" and r
+        )
+    )
     assert item["messageType"] == "ADT^A01" and item["source"] == "hospital-a"
     assert item["raw"].startswith("s3://") and "/source=hospital-a/type=ADT_A01/" in item["raw"]
     doc = running.get(f"/v1/messages/{mid}/parsed", headers=sender).json()
@@ -76,8 +80,11 @@ def test_malformed_message_is_cataloged_failed_with_reason(running: TestClient) 
     sender = bearer("sender@hospital-a.example")
     bad = b"MSH|^~\\&|A|B|C|D|20260101||ORU^R01|X1|P|2.5.1\rPID|1||MRN1\rO_X|1|ST|x||v\r"
     mid = running.post("/v1/messages", content=bad, headers={**ER7, **sender}).json()["id"]
-    item = wait_for(lambda: (r := running.get(f"/v1/messages/{mid}", headers=sender).json()).get("status") == "failed"
-                    and r)  # fmt: skip
+    item = wait_for(
+        lambda: (
+            (r := running.get(f"/v1/messages/{mid}", headers=sender).json()).get("status") == "failed" and r
+        )
+    )
     assert item["error"]["segmentIndex"] == 3 and item["error"]["reason"]
     assert running.get(f"/v1/messages/{mid}/parsed", headers=sender).status_code == 404
 
@@ -88,7 +95,10 @@ def test_large_message_goes_through_the_claim_check(running: TestClient) -> None
     body = ("MSH|^~\\&|A|B|C|D|20260101||ORU^R01|BIG1|P|2.5.1\rPID|1||MRN\r" + obx).encode()
     assert len(body) > 300_000
     mid = running.post("/v1/messages", content=body, headers={**ER7, **sender}).json()["id"]
-    wait_for(lambda: running.get(f"/v1/messages/{mid}", headers=sender).json().get("status") == "parsed", timeout=30)
+    wait_for(
+        lambda: running.get(f"/v1/messages/{mid}", headers=sender).json().get("status") == "parsed",
+        timeout=30,
+    )
     doc = running.get(f"/v1/messages/{mid}/parsed", headers=sender).json()
     assert len(doc["segments"]) == 1201
     assert running.get(f"/v1/messages/{mid}/raw", headers=sender).content == body

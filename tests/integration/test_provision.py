@@ -13,7 +13,11 @@ def test_bootstrap_is_idempotent_and_complete(stack) -> None:
     settings, first = stack
     second = provision(settings, max_receive_count=2)
     assert (second.topic_arn, second.queues, second.user_pool_id, second.client_id) == (
-        first.topic_arn, first.queues, first.user_pool_id, first.client_id)  # fmt: skip
+        first.topic_arn,
+        first.queues,
+        first.user_pool_id,
+        first.client_id,
+    )
 
     sns, sqs = aws.client("sns", settings.region), aws.client("sqs", settings.region)
     subs = sns.list_subscriptions_by_topic(TopicArn=first.topic_arn)["Subscriptions"]
@@ -33,7 +37,9 @@ def test_bootstrap_is_idempotent_and_complete(stack) -> None:
     assert s3.get_bucket_versioning(Bucket=settings.lake_bucket_name)["Status"] == "Enabled"
     block = s3.get_public_access_block(Bucket=settings.lake_bucket_name)["PublicAccessBlockConfiguration"]
     assert all(block.values())
-    rules = s3.get_bucket_encryption(Bucket=settings.lake_bucket_name)["ServerSideEncryptionConfiguration"]["Rules"]
+    rules = s3.get_bucket_encryption(Bucket=settings.lake_bucket_name)["ServerSideEncryptionConfiguration"][
+        "Rules"
+    ]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
     ddb = aws.client("dynamodb", settings.region)

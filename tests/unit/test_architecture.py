@@ -10,8 +10,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # Calls that write S3 objects or DynamoDB items, and the only modules allowed to make them.
-WRITE_CALLS = {"put_object", "delete_object", "copy_object", "upload_file", "upload_fileobj",
-               "put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items"}  # fmt: skip
+WRITE_CALLS = {
+    "put_object",
+    "delete_object",
+    "copy_object",
+    "upload_file",
+    "upload_fileobj",
+    "put_item",
+    "update_item",
+    "delete_item",
+    "batch_write_item",
+    "transact_write_items",
+}
 ALLOWED = {
     "lake/objects.py": {"put_object"},  # the lake bucket
     "lake/catalog.py": {"update_item"},  # the catalog table

@@ -17,7 +17,9 @@ def factory() -> TokenFactory:
 
 
 def verifier(factory: TokenFactory, lookup=None) -> TokenVerifier:
-    jwks = Jwks("https://idp.test/jwks.json", min_refresh=0, http=httpx.Client(transport=factory.jwks_transport()))
+    jwks = Jwks(
+        "https://idp.test/jwks.json", min_refresh=0, http=httpx.Client(transport=factory.jwks_transport())
+    )
     return TokenVerifier(jwks, ISSUER, CLIENT_ID, lookup, leeway=0)
 
 
@@ -71,7 +73,9 @@ def test_signature_from_another_key_is_refused(factory: TokenFactory) -> None:
 def test_non_rs256_and_garbage_are_refused(factory: TokenFactory) -> None:
     from jose import jwt
 
-    hs = jwt.encode({"sub": "x", "token_use": "id"}, "secret", algorithm="HS256", headers={"kid": factory.kid})
+    hs = jwt.encode(
+        {"sub": "x", "token_use": "id"}, "secret", algorithm="HS256", headers={"kid": factory.kid}
+    )
     v = verifier(factory)
     with pytest.raises(AuthError, match="RS256"):
         v.verify(hs)

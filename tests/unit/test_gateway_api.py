@@ -46,7 +46,9 @@ class Stack:
         return {"Authorization": f"Bearer {self.tokens.token(**claims)}"}
 
     def post(self, body: bytes = MSG, headers: dict[str, str] | None = None, **claims: str) -> httpx.Response:
-        return self.client.post("/v1/messages", content=body, headers={**ER7, **self.auth(**claims), **(headers or {})})
+        return self.client.post(
+            "/v1/messages", content=body, headers={**ER7, **self.auth(**claims), **(headers or {})}
+        )
 
 
 @pytest.fixture
@@ -59,14 +61,20 @@ def test_accepts_and_publishes_received_event(stack: Stack) -> None:
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["status"] == "accepted" and body["duplicate"] is False
-    assert body["messageType"] == "ADT^A01" and body["controlId"] == "CTRL-1" and body["source"] == "hospital-a"
+    assert (
+        body["messageType"] == "ADT^A01" and body["controlId"] == "CTRL-1" and body["source"] == "hospital-a"
+    )
     assert response.headers["Location"] == f"/v1/messages/{body['id']}"
     [event] = stack.hub.published
     assert (event.event, event.format, event.id) == (Event.RECEIVED, Format.ER7, body["id"])
     assert event.attributes() == {
-        "event": "message.received", "protocol": "hl7v2", "format": "er7",
-        "messageType": "ADT^A01", "source": "hospital-a", "messageId": body["id"],
-    }  # fmt: skip
+        "event": "message.received",
+        "protocol": "hl7v2",
+        "format": "er7",
+        "messageType": "ADT^A01",
+        "source": "hospital-a",
+        "messageId": body["id"],
+    }
     assert event.payload == MSG.decode()
     assert [e.id for e in stack.hub.drain("er7-staging")] == [body["id"]]
 
@@ -116,7 +124,9 @@ def test_dedup_store_down_is_503(stack: Stack) -> None:
         (b"MSH|^~ &|A|B|C|D|20260101||ADT^A01|1|P|2.5\r", "MSH-2", "MSH"),
     ],
 )
-def test_unreadable_header_is_400_naming_the_field(stack: Stack, body: bytes, field: str | None, segment: str) -> None:
+def test_unreadable_header_is_400_naming_the_field(
+    stack: Stack, body: bytes, field: str | None, segment: str
+) -> None:
     response = stack.post(body)
     assert response.status_code == 400, response.text
     error = response.json()
@@ -136,7 +146,9 @@ def test_undecodable_bytes_are_400_not_mojibake(stack: Stack) -> None:
     response = stack.post(MSG.replace(b"DOE", b"D\x96E"))
     assert response.status_code == 400
     assert "0x96" in response.json()["message"]
-    ok = stack.post(MSG.replace(b"DOE", b"D\x96E"), headers={"Content-Type": "application/hl7-v2; charset=cp1252"})
+    ok = stack.post(
+        MSG.replace(b"DOE", b"D\x96E"), headers={"Content-Type": "application/hl7-v2; charset=cp1252"}
+    )
     assert ok.status_code == 202
     assert "D–E" in stack.hub.published[-1].payload
 
@@ -153,7 +165,9 @@ def test_wrong_media_type_is_415(stack: Stack, content_type: str) -> None:
     assert "application/hl7-v2" in response.json()["message"]
 
 
-@pytest.mark.parametrize("content_type", ["application/hl7-v2", "x-application/hl7-v2+er7", "text/plain; charset=utf-8"])
+@pytest.mark.parametrize(
+    "content_type", ["application/hl7-v2", "x-application/hl7-v2+er7", "text/plain; charset=utf-8"]
+)
 def test_er7_media_types_are_accepted(stack: Stack, content_type: str) -> None:
     assert stack.post(headers={"Content-Type": content_type}).status_code == 202
 
@@ -181,15 +195,27 @@ def test_x_source_picks_among_several_write_institutions(stack: Stack) -> None:
 
 
 def _catalog(stack: Stack) -> None:
-    for i, (source, status) in enumerate([("hospital-a", "parsed"), ("hospital-b", "parsed"), ("hospital-a", "failed"),
-                                          ("hospital-a", "parsed")]):  # fmt: skip
+    for i, (source, status) in enumerate(
+        [
+            ("hospital-a", "parsed"),
+            ("hospital-b", "parsed"),
+            ("hospital-a", "failed"),
+            ("hospital-a", "parsed"),
+        ]
+    ):
         mid = f"M{i}"
         stack.reader.items[mid] = {
-            "id": mid, "source": source, "status": status, "messageType": "ADT^A01", "controlId": f"C{i}",
-            "receivedAt": f"2026-01-0{i + 1}T00:00:00.000Z", "sortKey": f"2026-01-0{i + 1}T00:00:00.000Z#{mid}",
-            "raw": f"s3://lake/raw/{mid}.hl7", "parsed": f"s3://lake/parsed/{mid}.json" if status == "parsed" else None,
+            "id": mid,
+            "source": source,
+            "status": status,
+            "messageType": "ADT^A01",
+            "controlId": f"C{i}",
+            "receivedAt": f"2026-01-0{i + 1}T00:00:00.000Z",
+            "sortKey": f"2026-01-0{i + 1}T00:00:00.000Z#{mid}",
+            "raw": f"s3://lake/raw/{mid}.hl7",
+            "parsed": f"s3://lake/parsed/{mid}.json" if status == "parsed" else None,
             "error": {"reason": "bad"} if status == "failed" else None,
-        }  # fmt: skip
+        }
         stack.reader.objects[f"s3://lake/raw/{mid}.hl7"] = b"MSH|..."
         if status == "parsed":
             stack.reader.objects[f"s3://lake/parsed/{mid}.json"] = b'{"id": "%s"}' % mid.encode()
@@ -199,8 +225,12 @@ def test_read_api_shows_only_readable_sources(stack: Stack) -> None:
     _catalog(stack)
     auth = stack.auth()
     item = stack.client.get("/v1/messages/M0", headers=auth).json()
-    assert item["status"] == "parsed" and item["controlId"] == "C0" and set(item) >= {
-        "status", "messageType", "controlId", "source", "receivedAt", "raw", "parsed", "error"}  # fmt: skip
+    assert (
+        item["status"] == "parsed"
+        and item["controlId"] == "C0"
+        and set(item)
+        >= {"status", "messageType", "controlId", "source", "receivedAt", "raw", "parsed", "error"}
+    )
     assert stack.client.get("/v1/messages/M1", headers=auth).status_code == 404  # hospital-b
     assert stack.client.get("/v1/messages/nope", headers=auth).status_code == 404
     assert stack.client.get("/v1/messages/M0/raw", headers=auth).content == b"MSH|..."

@@ -15,14 +15,24 @@ from lake.objects import MemoryObjectStore
 from lake.writer import LakeWriter
 from workers.er7_staging.handler import Er7StagingHandler
 
-MSG = "MSH|^~\\&|LAB|HOSP_A|LAKE|AWS|20260101120000||ADT^A01|CTRL-1|P|2.5.1\nPID|1||MRN1^^^H~SSN9^^^S||DOE^JOHN||19700101|M\n"
+MSG = (
+    "MSH|^~\\&|LAB|HOSP_A|LAKE|AWS|20260101120000||ADT^A01|CTRL-1|P|2.5.1\n"
+    "PID|1||MRN1^^^H~SSN9^^^S||DOE^JOHN||19700101|M\n"
+)
 
 
 def received(payload: str = MSG, message_id: str = "01JTEST0000000000000000001") -> Envelope:
     return Envelope(
-        event=Event.RECEIVED, id=message_id, source="hospital/a", received_at="2026-01-02T03:04:05.000Z",
-        message_type="ADT^A01", control_id="CTRL-1", format=Format.ER7, payload=payload, digest="d" * 64,
-    )  # fmt: skip
+        event=Event.RECEIVED,
+        id=message_id,
+        source="hospital/a",
+        received_at="2026-01-02T03:04:05.000Z",
+        message_type="ADT^A01",
+        control_id="CTRL-1",
+        format=Format.ER7,
+        payload=payload,
+        digest="d" * 64,
+    )
 
 
 @pytest.fixture
@@ -47,7 +57,11 @@ def test_staging_publishes_parsed_document(hub: MemoryHub) -> None:
     assert doc["header"]["messageType"] == "ADT^A01"
     pid = doc["segments"][1]
     assert pid["id"] == "PID"
-    assert pid["fields"]["3.1"] == "MRN1" and pid["fields"]["3[2].1"] == "SSN9" and pid["fields"]["5.2"] == "JOHN"
+    assert (
+        pid["fields"]["3.1"] == "MRN1"
+        and pid["fields"]["3[2].1"] == "SSN9"
+        and pid["fields"]["5.2"] == "JOHN"
+    )
     # parsed events go to the lake writer only, never back to staging
     assert hub.drain("er7-staging") == []
     assert [e.event for e in hub.drain("lake-writer")] == [Event.RECEIVED, Event.PARSED]
@@ -93,7 +107,7 @@ def test_events_in_any_order_and_repeated_end_the_same() -> None:
     envelope = received()
     parsed = envelope.derive(Event.PARSED, Format.JSON, payload={"id": envelope.id})
     failed = envelope.derive(Event.FAILED, Format.JSON, error={"reason": "x"})
-    lake, objects, catalog, _ = writer()
+    lake, _objects, catalog, _ = writer()
     for event in (parsed, envelope, envelope, failed, parsed):
         lake.handle(event)
     item = catalog.items[envelope.id]

@@ -42,5 +42,7 @@ class Er7StagingHandler:
         )
 
     def _fail(self, envelope: Envelope, error: dict[str, object]) -> None:
-        log.info("parse failed id=%s type=%s field=%s", envelope.id, envelope.message_type, error.get("field"))
+        log.info(
+            "parse failed id=%s type=%s field=%s", envelope.id, envelope.message_type, error.get("field")
+        )
         self._publisher.publish(envelope.derive(Event.FAILED, Format.JSON, error=error))
