@@ -79,7 +79,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 process.wait()
 
 
-def wait_status(client: httpx.Client, mid: str, headers: dict[str, str], timeout: float = 30) -> dict:
+def wait_status(client: httpx.Client, mid: str, headers: dict[str, str], timeout: float = 90) -> dict:
     deadline = time.monotonic() + timeout
     item: dict = {}
     while time.monotonic() < deadline:
