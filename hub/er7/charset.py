@@ -1,0 +1,146 @@
+"""Bytes to text: the charset comes from the HTTP charset parameter, else MSH-18, else UTF-8."""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+from hub.er7.errors import Er7Error
+
+# HL7 table 0211 names -> Python codecs. CNS 11643-1992 is deliberately absent: Python has no
+# EUC-TW/ISO-2022-CN-EXT codec and guessing Big5 would silently corrupt text.
+_HL7_CHARSETS = {
+    "ASCII": "ascii",
+    "ISO IR6": "ascii",
+    "ISO IR100": "iso8859-1",
+    "ISO IR192": "utf-8",
+    "UNICODE UTF-8": "utf-8",
+    "UTF-8": "utf-8",
+    "UNICODE": "utf-16",
+    "UNICODE UTF-16": "utf-16",
+    "UNICODE UTF-32": "utf-32",
+    "GB 18030-2000": "gb18030",
+    "KS X 1001": "euc_kr",
+    "BIG-5": "big5",
+    "ISO IR87": "iso2022_jp",
+    **{f"8859/{n}": f"iso8859-{n}" for n in (*range(1, 10), 15)},
+}
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_FIRST_MSH = re.compile(rb"(?:\A|[\r\n])[\x0b\x00]*(?:\xef\xbb\xbf)?MSH")
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_NO_CHARSET = "declared charset: none; set MSH-18 or the HTTP charset"
+
+
+def codec_for(charset: str) -> str | None:
+    """Python codec for an HL7 (MSH-18) or IANA/Python charset name; None when unknown."""
+    name = " ".join(charset.strip().upper().replace("_", " ").split())
+    if name in _HL7_CHARSETS:
+        return _HL7_CHARSETS[name]
+    try:
+        info = codecs.lookup(charset.strip())
+    except LookupError:
+        return None
+    return info.name if getattr(info, "_is_text_encoding", True) else None
+
+
+def hex_codec(charset: str | None) -> str:
+    """Codec for the bytes of ``\\Xhh\\`` escapes: the message charset, UTF-8 when unknown."""
+    codec = codec_for(charset) if charset else None
+    if codec is None:
+        return "utf-8"
+    # hex escapes carry bytes in network order; a BOM-less wide codec must say which
+    return {"utf-16": "utf-16-be", "utf-32": "utf-32-be"}.get(codec, codec)
+
+
+def sniff_charset(data: bytes) -> str | None:
+    """MSH-18 (first repetition, first component) read from the raw bytes of the first MSH."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            # a wide encoding cannot be scanned bytewise; the head is enough to reach MSH-18
+            head = data[: 8192 - 8192 % 4].decode(codec, errors="replace")
+            return _msh18(head.split("\r", 1)[0].split("\n", 1)[0])
+    match = _FIRST_MSH.search(data)
+    if match is None:
+        return None
+    start = match.end() - 3
+    end = len(data)
+    for stop in (b"\r", b"\n"):
+        pos = data.find(stop, start, end)
+        if pos >= 0:
+            end = pos
+    return _msh18(data[start:end].decode("latin-1"))
+
+
+def _msh18(msh: str) -> str | None:
+    if len(msh) < 8 or not msh.startswith("MSH"):
+        return None
+    fields = msh.split(msh[3])
+    if len(fields) < 18:
+        return None
+    rep, comp = msh[5], msh[4]
+    value = fields[17].split(rep, 1)[0].split(comp, 1)[0].strip()
+    return value or None
+
+
+def decode(data: bytes, declared: str | None = None) -> str:
+    """Decode a message body; ``declared`` (the HTTP charset parameter) wins over MSH-18."""
+    source = "HTTP charset"
+    name = declared.strip() if declared and declared.strip() else None
+    if name is None:
+        name = sniff_charset(data)
+        source = "MSH-18"
+    if name is None:
+        codec = next((c for bom, c in _BOMS if data.startswith(bom)), "utf-8")
+    else:
+        found = codec_for(name)
+        if found is None:
+            if source == "MSH-18":
+                raise Er7Error(f"unknown character set {name!r}", segment_id="MSH", field="MSH-18")
+            raise Er7Error(f"unknown character set {name!r} (HTTP charset parameter)")
+        codec = found
+    start = 0
+    if data.startswith(codecs.BOM_UTF8):
+        start = 3
+    elif data[:1] == b"\x0b" and data[1:4] == codecs.BOM_UTF8:
+        start = 4  # MLLP start block before the BOM
+    try:
+        return data[start:].decode(codec) if start else data.decode(codec)
+    except UnicodeDecodeError as exc:
+        offset = exc.start + start
+        byte = data[offset]
+        what = "UTF-8" if codec == "utf-8" else codec
+        hint = f"declared charset: {name} ({source})" if name else _NO_CHARSET
+        index, seg_id, where = _locate(data, offset)
+        raise Er7Error(
+            f"byte 0x{byte:02x} at offset {offset} is not valid {what} ({hint})",
+            segment_index=index,
+            segment_id=seg_id,
+            field=where,
+        ) from None
+
+
+def _locate(data: bytes, offset: int) -> tuple[int | None, str | None, str | None]:
+    """Segment position/id and field (MSH-4, PID-5.2) of a byte offset, by an ASCII-level scan."""
+    lines = [line for line in _LINE_BREAK.split(data[:offset]) if line.strip(b" \t\x0b\x00")]
+    if not lines:
+        return None, None, None
+    prefix = lines[-1].lstrip(b"\x0b\x00")
+    if prefix.startswith(codecs.BOM_UTF8):
+        prefix = prefix[3:]
+    seg_id = prefix[:3].decode("latin-1")
+    if len(prefix) < 4 or not re.fullmatch(r"[A-Z][A-Z0-9]{2}", seg_id):
+        return len(lines), None, None
+    sep, comp = prefix[3:4], b"^"
+    first = _FIRST_MSH.search(data)
+    if first is not None and len(data) > first.end() + 1:
+        sep, comp = data[first.end() : first.end() + 1], data[first.end() + 1 : first.end() + 2]
+    count = prefix.count(sep)
+    number = count + 1 if seg_id in ("MSH", "FHS", "BHS") else count
+    current = prefix.rsplit(sep, 1)[-1]
+    where = f"{seg_id}-{number}" + (f".{current.count(comp) + 1}" if comp in current and number > 2 else "")
+    return len(lines), seg_id, where

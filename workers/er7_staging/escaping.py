@@ -1,0 +1,157 @@
+"""HL7 escape sequences: decode wire values to document values and back.
+
+Document values are plain text, except for the sequences HL7 defines as formatting or
+character-set instructions (``\\.br\\``, ``\\H\\``, ``\\Cxxyy\\``, ``\\Zxx\\`` ...): those stay verbatim,
+written with the message's escape character, so the renderer can emit them unchanged.
+
+That makes one spelling ambiguous: a literal escape character (wire ``\\E\\``) followed by text
+that looks like a kept sequence, e.g. wire ``\\E\\.br\\E\\`` (the text "\\.br\\") versus ``\\.br\\`` (a
+line break). The rule, applied identically by both directions so values round-trip exactly:
+
+* rendering scans a value; an escape character starts a kept sequence when the text up to the
+  next escape character is a kept body (or the letter ``E``): it is emitted verbatim; any other
+  escape character is emitted as ``\\E\\``;
+* decoding writes a literal escape character as itself, unless the rule above would take it as
+  the start of a kept sequence: then it writes ``\\E\\`` (which the renderer emits verbatim and
+  the decoder reads back as one literal escape character). So "\\.br\\" as text is
+  ``\\E\\.br\\`` in the document; a plain backslash ("C:\\temp") stays a plain backslash.
+
+Hex escapes ``\\Xhh..\\`` are decoded (bytes in the message's charset); rendering re-escapes only
+delimiters (by name) and control characters (as hex), so ``\\X41\\`` comes back as ``A``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+from hub.er7 import Delimiters, Er7Error
+
+_KEPT_BODY = re.compile(
+    r"(?i:\.(?:br|fi|nf|ce|sp[+-]?[0-9]*|in[+-]?[0-9]*|ti[+-]?[0-9]*|sk[+-]?[0-9]*))"
+    r"|[HN]|C[0-9A-Fa-f]{4}|M[0-9A-Fa-f]{4}(?:[0-9A-Fa-f]{2})?|Z[^\r\n]*"
+)
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
+# C0 controls (except TAB and LF, which are legal in text) and DEL cannot travel raw in a value
+_CONTROLS = "".join(chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F))
+
+
+class Escaping:
+    """Escape/unescape for one delimiter set (and the charset used by hex escapes)."""
+
+    def __init__(self, delimiters: Delimiters, codec: str = "utf-8") -> None:
+        d = delimiters
+        self.delimiters = d
+        self.codec = codec
+        self.esc = d.escape
+        self.named: dict[str, str] = {"F": d.field, "S": d.component, "T": d.subcomponent, "R": d.repetition}
+        if d.truncation:
+            self.named["P"] = d.truncation
+        self._delims = frozenset(self.named.values()) | {d.escape, "\r", "\n"}
+        reverse = {ch: f"{d.escape}{name}{d.escape}" for name, ch in self.named.items()}
+        table = {ch: f"{d.escape}X{ord(ch):02X}{d.escape}" for ch in _CONTROLS} | reverse
+        self._plain_special = re.compile("[" + re.escape("".join(table)) + "]")
+        self._special = re.compile("[" + re.escape("".join(table) + d.escape) + "]")
+        self._lf_table = table | {"\n": f"{d.escape}X0A{d.escape}"}
+        self._lf_plain_special = re.compile("[" + re.escape("".join(self._lf_table)) + "]")
+        self._lf_special = re.compile("[" + re.escape("".join(self._lf_table) + d.escape) + "]")
+        self._sub: Callable[[re.Match[str]], str] = lambda m: table[m.group()]
+        self._lf_sub: Callable[[re.Match[str]], str] = lambda m: self._lf_table[m.group()]
+
+    def is_kept(self, body: str) -> bool:
+        """True when ``esc + body + esc`` is kept verbatim in a document value."""
+        if body == "E":
+            return True
+        return _KEPT_BODY.fullmatch(body) is not None and not any(c in self._delims for c in body)
+
+    def unescape(self, value: str) -> str:
+        """Wire leaf (already split on delimiters) -> document value. Raises Er7Error (no location)."""
+        e = self.esc
+        parts = value.split(e)
+        if len(parts) % 2 == 0:
+            raise Er7Error(f"unterminated escape sequence in {value!r}")
+        out: list[str] = []  # built right to left: a literal escape char looks ahead
+        run = ""  # text between the current position and the next escape char to the right
+        seen_e = False
+
+        def literal_escape() -> None:
+            nonlocal run, seen_e
+            out.append(e + "E" + e if seen_e and self.is_kept(run) else e)
+            run, seen_e = "", True
+
+        for i in range(len(parts) - 1, -1, -1):
+            part = parts[i]
+            if not i % 2:
+                if part:
+                    out.append(part)
+                    run = part + run
+                continue
+            if part in self.named:
+                ch = self.named[part]
+                out.append(ch)
+                run = ch + run
+            elif part == "E":
+                literal_escape()
+            elif part[:1] == "X":
+                text = self._hex(part)
+                pieces = text.split(e)
+                for j in range(len(pieces) - 1, -1, -1):
+                    if pieces[j]:
+                        out.append(pieces[j])
+                        run = pieces[j] + run
+                    if j:
+                        literal_escape()
+            elif part and self.is_kept(part):
+                out.append(e + part + e)
+                run, seen_e = "", True
+            elif not part:
+                raise Er7Error(f"empty escape sequence {e}{e} in {value!r}")
+            elif part == "P":
+                raise Er7Error(f"escape {e}P{e} used but MSH-2 defines no truncation character")
+            else:
+                raise Er7Error(f"unknown escape sequence {e}{part}{e}")
+        out.reverse()
+        return "".join(out)
+
+    def _hex(self, body: str) -> str:
+        digits = body[1:]
+        if not _HEX.fullmatch(digits):
+            raise Er7Error(f"invalid hex escape {self.esc}{body}{self.esc}")
+        try:
+            return bytes.fromhex(digits).decode(self.codec)
+        except UnicodeDecodeError:
+            raise Er7Error(f"hex escape {self.esc}{body}{self.esc} is not valid {self.codec}") from None
+
+    def escape(self, value: str, *, hex_lf: bool = False) -> str:
+        """Document value -> wire text. ``hex_lf`` also writes LF as ``\\X0A\\``."""
+        special = self._lf_special if hex_lf else self._special
+        if special.search(value) is None:
+            return value
+        plain, sub = (self._lf_plain_special, self._lf_sub) if hex_lf else (self._plain_special, self._sub)
+        e = self.esc
+        if e not in value:
+            return plain.sub(sub, value)
+        parts = value.split(e)
+        out = [plain.sub(sub, parts[0])]
+        i, last = 1, len(parts) - 1
+        while i <= last:
+            body = parts[i]
+            if i < last and self.is_kept(body):
+                out.append(e + body + e)
+                out.append(plain.sub(sub, parts[i + 1]))
+                i += 2
+            else:
+                out.append(e + "E" + e)
+                out.append(plain.sub(sub, body))
+                i += 1
+        return "".join(out)
+
+    def canonical(self, value: str) -> str:
+        """The document value that ``value`` reads back as after a render/parse round trip."""
+        return self.unescape(self.escape(value, hex_lf=True))
+
+
+@lru_cache(maxsize=64)
+def escaping_for(delimiters: Delimiters, codec: str = "utf-8") -> Escaping:
+    return Escaping(delimiters, codec)
