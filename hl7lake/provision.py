@@ -1,22 +1,26 @@
-"""`hl7lake bootstrap`: creates (or brings up to date) every resource the services use. Idempotent."""
+"""`hl7lake bootstrap`: deploys the CloudFormation stacks in `stacks/` (the one definition of the
+infrastructure), fills what an emulator's CloudFormation skips, and seeds the dev users. Idempotent.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.bootstrap import find_client, find_user_pool
 from gateway.config import GatewaySettings
 from hl7lake.devusers import DevUser, load_dev_users
+from hl7lake.emulator_gaps import fill_gaps
+from hl7lake.intrinsics import StackContext
+from hl7lake.templates import STACKS, load_template
 from hub import aws
-from hub.topology import SUBSCRIPTIONS, Subscription
+from hub.topology import SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
-
-SOURCE_INDEX = "bySource"
 
 
 @dataclass
@@ -26,197 +30,83 @@ class ProvisionResult:
     user_pool_id: str
     client_id: str
     users: list[str]
+    stacks: list[str]
 
 
-def ensure_topic(sns: Any, name: str) -> str:
-    return str(sns.create_topic(Name=name)["TopicArn"])
+def stack_name(prefix: str, name: str) -> str:
+    return f"{prefix}-{name}"
 
 
-def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    if attributes:
-        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return str(url), str(arn)
+def emulated() -> bool:
+    """True when AWS calls go to an emulator (moto, LocalStack) rather than AWS itself."""
+    return bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_CLOUDFORMATION"))
 
 
-def ensure_subscriber(
-    sns: Any, sqs: Any, settings: GatewaySettings, topic_arn: str, sub: Subscription, max_receive_count: int
-) -> str:
-    _, dlq_arn = _queue(sqs, settings.dlq_name(sub.name), {"MessageRetentionPeriod": str(14 * 24 * 3600)})
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "hub-to-queue",
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": "*",
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-            }
-        ],
-    }
-    url, arn = _queue(
-        sqs,
-        settings.queue_name(sub.name),
-        {
-            "VisibilityTimeout": "60",
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
-            ),
-            "Policy": json.dumps(policy),
-        },
-    )
-    attributes = {
-        "RawMessageDelivery": "true",
-        "FilterPolicyScope": "MessageAttributes",
-        "FilterPolicy": json.dumps(sub.filter_policy),
-    }
-    existing = [
-        s["SubscriptionArn"]
-        for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
-        for s in page["Subscriptions"]
-        if s["Endpoint"] == arn and s["Protocol"] == "sqs"
-    ]
-    if existing:
-        for name, value in attributes.items():
-            sns.set_subscription_attributes(
-                SubscriptionArn=existing[0], AttributeName=name, AttributeValue=value
-            )
+def _wait(cf: Any, name: str, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = cf.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
+        if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
+            return
+        if status.endswith(("_FAILED", "ROLLBACK_COMPLETE")):
+            raise RuntimeError(f"stack {name} ended in {status}")
+        time.sleep(1 if emulated() else 5)
+    raise TimeoutError(f"stack {name} not complete after {timeout:.0f}s")
+
+
+def deploy_stack(cf: Any, name: str, template: dict[str, Any], parameters: dict[str, str]) -> None:
+    declared = template.get("Parameters", {})
+    params = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items() if k in declared]
+    # JSON, not the YAML file: identical template data, and emulators parse JSON more faithfully.
+    body = json.dumps(template)
+    kwargs = {"StackName": name, "TemplateBody": body, "Parameters": params,
+              "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]}  # fmt: skip
+    try:
+        cf.describe_stacks(StackName=name)
+        exists = True
+    except cf.exceptions.ClientError:
+        exists = False
+    if not exists:
+        cf.create_stack(**kwargs)
     else:
-        sns.subscribe(
-            TopicArn=topic_arn,
-            Protocol="sqs",
-            Endpoint=arn,
-            Attributes=attributes,
-            ReturnSubscriptionArn=True,
-        )
-    return url
+        try:
+            cf.update_stack(**kwargs)
+        except cf.exceptions.ClientError as exc:
+            if "No updates are to be performed" not in str(exc):
+                raise
+    _wait(cf, name)
 
 
-def _create_bucket(s3: Any, name: str, region: str) -> None:
-    kwargs: dict[str, Any] = {"Bucket": name}
-    if region != "us-east-1":
-        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
-        s3.create_bucket(**kwargs)
-    s3.put_public_access_block(
-        Bucket=name,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
+def _get_att(region: str) -> Any:
+    def get_att(kind: str, physical: str, attribute: str) -> str:
+        if attribute == "Arn":
+            if kind == "AWS::SQS::Queue":
+                attrs = aws.client("sqs", region).get_queue_attributes(QueueUrl=physical, AttributeNames=["QueueArn"])
+                return str(attrs["Attributes"]["QueueArn"])
+            if kind == "AWS::S3::Bucket":
+                return f"arn:aws:s3:::{physical}"
+            if kind == "AWS::DynamoDB::Table":
+                return str(aws.client("dynamodb", region).describe_table(TableName=physical)["Table"]["TableArn"])
+            if kind == "AWS::SNS::Topic":
+                return physical
+        raise LookupError(f"cannot resolve {kind}.{attribute}")
+
+    return get_att
+
+
+def stack_context(cf: Any, name: str, template: dict[str, Any], parameters: dict[str, str], region: str) -> StackContext:
+    resources = cf.describe_stack_resources(StackName=name)["StackResources"]
+    pages = cf.get_paginator("list_exports").paginate()
+    exports = {e["Name"]: e["Value"] for page in pages for e in page["Exports"] if e.get("Value")}
+    account = aws.client("sts", region).get_caller_identity()["Account"]
+    return StackContext(
+        parameters={**parameters, "AWS::StackName": name, "AWS::Region": region, "AWS::AccountId": account,
+                    "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"},  # fmt: skip
+        physical_ids={r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r.get("LogicalResourceId")},
+        exports=exports,
+        get_att=_get_att(region),
+        resource_types={k: v["Type"] for k, v in template["Resources"].items()},
     )
-    s3.put_bucket_encryption(
-        Bucket=name,
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        },
-    )
-
-
-def ensure_buckets(s3: Any, settings: GatewaySettings) -> None:
-    _create_bucket(s3, settings.lake_bucket_name, settings.region)
-    s3.put_bucket_versioning(Bucket=settings.lake_bucket_name, VersioningConfiguration={"Status": "Enabled"})
-    _create_bucket(s3, settings.payload_bucket_name, settings.region)
-    s3.put_bucket_lifecycle_configuration(
-        Bucket=settings.payload_bucket_name,
-        LifecycleConfiguration={
-            "Rules": [
-                {
-                    "ID": "expire-payloads",
-                    "Status": "Enabled",
-                    "Filter": {"Prefix": "payloads/"},
-                    "Expiration": {"Days": 14},
-                }
-            ]
-        },
-    )
-
-
-def _table(ddb: Any, **spec: Any) -> None:
-    try:
-        ddb.create_table(BillingMode="PAY_PER_REQUEST", **spec)
-    except ddb.exceptions.ResourceInUseException:
-        return
-    ddb.get_waiter("table_exists").wait(
-        TableName=spec["TableName"], WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-    )
-
-
-def ensure_tables(ddb: Any, settings: GatewaySettings) -> None:
-    _table(
-        ddb,
-        TableName=settings.catalog_table_name,
-        AttributeDefinitions=[
-            {"AttributeName": "id", "AttributeType": "S"},
-            {"AttributeName": "source", "AttributeType": "S"},
-            {"AttributeName": "sortKey", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": SOURCE_INDEX,
-                "KeySchema": [
-                    {"AttributeName": "source", "KeyType": "HASH"},
-                    {"AttributeName": "sortKey", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    _table(
-        ddb,
-        TableName=settings.dedup_table_name,
-        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-    )
-    ttl = ddb.describe_time_to_live(TableName=settings.dedup_table_name)["TimeToLiveDescription"]
-    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-        ddb.update_time_to_live(
-            TableName=settings.dedup_table_name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"},
-        )
-
-
-def ensure_identity(cognito: Any, settings: GatewaySettings) -> tuple[str, str]:
-    try:
-        pool_id = settings.user_pool_id or find_user_pool(cognito, settings.user_pool)
-    except LookupError:
-        pool_id = cognito.create_user_pool(
-            PoolName=settings.user_pool,
-            UsernameAttributes=["email"],
-            AutoVerifiedAttributes=["email"],
-            Policies={
-                "PasswordPolicy": {
-                    "MinimumLength": 12,
-                    "RequireUppercase": True,
-                    "RequireLowercase": True,
-                    "RequireNumbers": True,
-                    "RequireSymbols": True,
-                }
-            },
-            Schema=[
-                {"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True},
-                {"Name": "write", "AttributeDataType": "String", "Mutable": True},
-                {"Name": "read", "AttributeDataType": "String", "Mutable": True},
-            ],
-        )["UserPool"]["Id"]
-    try:
-        client_id = settings.client_id or find_client(cognito, pool_id, settings.client_name)
-    except LookupError:
-        client_id = cognito.create_user_pool_client(
-            UserPoolId=pool_id,
-            ClientName=settings.client_name,
-            GenerateSecret=False,
-            ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-            ReadAttributes=["email", "custom:write", "custom:read"],
-            WriteAttributes=["email"],
-        )["UserPoolClient"]["ClientId"]
-    return str(pool_id), str(client_id)
 
 
 def ensure_user(cognito: Any, pool_id: str, user: DevUser) -> None:
@@ -227,14 +117,9 @@ def ensure_user(cognito: Any, pool_id: str, user: DevUser) -> None:
     except cognito.exceptions.UserNotFoundException:
         identity = [{"Name": "email", "Value": user.email}, {"Name": "email_verified", "Value": "true"}]
         cognito.admin_create_user(
-            UserPoolId=pool_id,
-            Username=user.email,
-            UserAttributes=identity + access,
-            MessageAction="SUPPRESS",
+            UserPoolId=pool_id, Username=user.email, UserAttributes=identity + access, MessageAction="SUPPRESS"
         )
-    cognito.admin_set_user_password(
-        UserPoolId=pool_id, Username=user.email, Password=user.password, Permanent=True
-    )
+    cognito.admin_set_user_password(UserPoolId=pool_id, Username=user.email, Password=user.password, Permanent=True)
 
 
 def provision(
@@ -242,24 +127,27 @@ def provision(
 ) -> ProvisionResult:
     settings = settings or GatewaySettings()
     region = settings.region
-    sns, sqs = aws.client("sns", region), aws.client("sqs", region)
-    s3, ddb, cognito = (
-        aws.client("s3", region),
-        aws.client("dynamodb", region),
-        aws.client("cognito-idp", region),
-    )
-    topic_arn = ensure_topic(sns, settings.topic_name)
-    queues = {
-        name: ensure_subscriber(sns, sqs, settings, topic_arn, sub, max_receive_count)
-        for name, sub in SUBSCRIPTIONS.items()
+    cf = aws.client("cloudformation", region)
+    parameters = {
+        "Prefix": settings.prefix,
+        "CoreStackName": stack_name(settings.prefix, "core"),
+        "MaxReceiveCount": str(max_receive_count),
     }
-    ensure_buckets(s3, settings)
-    ensure_tables(ddb, settings)
-    pool_id, client_id = ensure_identity(cognito, settings)
+    clients = lambda service: aws.client(service, region)  # noqa: E731
+    deployed = []
+    for short in STACKS:
+        name, template = stack_name(settings.prefix, short), load_template(short)
+        deploy_stack(cf, name, template, parameters)
+        if emulated():
+            fill_gaps(template, stack_context(cf, name, template, parameters, region), clients)
+        deployed.append(name)
+    sqs, cognito = aws.client("sqs", region), aws.client("cognito-idp", region)
+    queues = {n: str(sqs.get_queue_url(QueueName=settings.queue_name(n))["QueueUrl"]) for n in SUBSCRIPTIONS}
+    topic_arn = aws.resolve_topic_arn(aws.client("sns", region), settings.topic_name)
+    pool_id = settings.user_pool_id or find_user_pool(cognito, settings.user_pool)
+    client_id = settings.client_id or find_client(cognito, pool_id, settings.client_name)
     users = load_dev_users() if dev_users else []
     for user in users:
         ensure_user(cognito, pool_id, user)
-    log.info(
-        "bootstrap done topic=%s queues=%s pool=%s users=%d", topic_arn, ",".join(queues), pool_id, len(users)
-    )
-    return ProvisionResult(topic_arn, queues, pool_id, client_id, [u.email for u in users])
+    log.info("bootstrap done stacks=%s pool=%s users=%d", ",".join(deployed), pool_id, len(users))
+    return ProvisionResult(topic_arn, queues, pool_id, client_id, [u.email for u in users], deployed)
