@@ -53,6 +53,23 @@ def oidc_urls(settings: GatewaySettings, pool_id: str) -> tuple[str, str]:
     return issuer, f"{base}/.well-known/jwks.json"
 
 
+def build_ingest(
+    settings: GatewaySettings, *, sns: Any = None, s3: Any = None, ddb: Any = None, topic_arn: str | None = None
+) -> IngestService:
+    """The ingest path (dedup store + hub publisher) every front door shares: HTTP and MLLP."""
+    sns = aws.client("sns", settings.region) if sns is None else sns
+    s3 = aws.client("s3", settings.region) if s3 is None else s3
+    ddb = aws.client("dynamodb", settings.region) if ddb is None else ddb
+    topic_arn = topic_arn or settings.topic_arn or aws.resolve_topic_arn(sns, settings.topic_name)
+    publisher = SnsPublisher(
+        sns, topic_arn, S3PayloadStore(s3, settings.payload_bucket_name), settings.max_inline_bytes
+    )
+    dedup = DynamoDedupStore(
+        ddb, settings.dedup_table_name, settings.dedup_ttl_seconds, settings.in_progress_seconds
+    )
+    return IngestService(dedup, publisher)
+
+
 @retry(
     retry=retry_if_exception_type((LookupError, OSError)),
     stop=stop_after_delay(30),
@@ -69,18 +86,12 @@ def build_services(settings: GatewaySettings) -> GatewayServices:
     client_id = settings.client_id or find_client(cognito, pool_id, settings.client_name)
     issuer, jwks_url = oidc_urls(settings, pool_id)
     jwks = Jwks(jwks_url)
-    publisher = SnsPublisher(
-        sns, topic_arn, S3PayloadStore(s3, settings.payload_bucket_name), settings.max_inline_bytes
-    )
-    dedup = DynamoDedupStore(
-        ddb, settings.dedup_table_name, settings.dedup_ttl_seconds, settings.in_progress_seconds
-    )
     return GatewayServices(
         settings=settings,
         verifier=TokenVerifier(
             jwks, issuer, client_id, cognito_user_attributes(cognito), leeway=settings.clock_skew_seconds
         ),
-        ingest=IngestService(dedup, publisher),
+        ingest=build_ingest(settings, sns=sns, s3=s3, ddb=ddb, topic_arn=topic_arn),
         reader=DynamoLakeReader(ddb, s3, settings.catalog_table_name),
         readiness={
             "hub": lambda: sns.get_topic_attributes(TopicArn=topic_arn),

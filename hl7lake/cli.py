@@ -24,6 +24,18 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mllp(args: argparse.Namespace) -> int:
+    configure("mllp")
+    from gateway.mllp.bootstrap import run
+
+    try:
+        run()
+    except OSError as exc:  # most often: the port is taken
+        print(f"hl7lake mllp: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     configure(args.name)
     from hl7lake.workers import run_worker_by_name
@@ -71,6 +83,14 @@ def _cmd_parse(args: argparse.Namespace) -> int:
     return parse_files([Path(p) for p in args.files], charset=args.charset)
 
 
+def _cmd_healthcheck(args: argparse.Namespace) -> int:
+    from hl7lake.health import check_heartbeat, check_url
+
+    ok, detail = check_heartbeat(args.worker, args.max_age) if args.worker else check_url(args.url)
+    print(detail, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hl7lake", description="HL7 v2 data lake on AWS (or its emulator).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=_cmd_up
     )
     sub.add_parser("gateway", help="run the HTTP front door").set_defaults(func=_cmd_gateway)
+    sub.add_parser("mllp", help="run the MLLP listener (HL7 v2 over TCP/TLS, answered with ACKs)").set_defaults(
+        func=_cmd_mllp
+    )
     worker = sub.add_parser("worker", help="run one hub subscriber")
     worker.add_argument("name", help="er7-staging or lake-writer")
     worker.set_defaults(func=_cmd_worker)
@@ -96,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("files", nargs="+")
     parse.add_argument("--charset", help="override MSH-18 (e.g. cp1252)")
     parse.set_defaults(func=_cmd_parse)
+    health = sub.add_parser("healthcheck", help="exit 0 when a service is healthy (container health checks)")
+    target = health.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="an HTTP endpoint that must answer 2xx, e.g. http://127.0.0.1:8080/readyz")
+    target.add_argument("--worker", help="a worker name: its heartbeat file must be fresh")
+    health.add_argument("--max-age", type=float, default=60.0, help="seconds since the worker's last poll")
+    health.set_defaults(func=_cmd_healthcheck)
     return parser
 
 

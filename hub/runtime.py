@@ -33,7 +33,11 @@ def install_stop_signals(stop: threading.Event) -> None:
 
 
 def heartbeat_path(settings: WorkerSettings, name: str) -> Path | None:
-    return Path(settings.heartbeat_dir) / f"{name}.heartbeat" if settings.heartbeat_dir else None
+    if not settings.heartbeat_dir:
+        return None
+    directory = Path(settings.heartbeat_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{name}.heartbeat"
 
 
 def run_worker(

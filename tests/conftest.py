@@ -31,9 +31,32 @@ def corpus_message(name: str) -> bytes:
     return (CORPUS / "messages" / name).read_bytes()
 
 
+EXTERNAL_ENDPOINT = os.environ.get("HL7LAKE_TEST_AWS_ENDPOINT")  # e.g. LocalStack, set by `make test-localstack`
+EXTERNAL_COGNITO = os.environ.get("HL7LAKE_TEST_COGNITO_ENDPOINT")
+
+
+def external_env() -> dict[str, str]:
+    """AWS settings for processes the tests start when the suite runs against an external endpoint."""
+    if not EXTERNAL_ENDPOINT:
+        return {}
+    env = {"HL7LAKE_EMULATOR": "external", "AWS_ENDPOINT_URL": EXTERNAL_ENDPOINT, "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    if EXTERNAL_COGNITO:
+        env["AWS_ENDPOINT_URL_COGNITO_IDP"] = EXTERNAL_COGNITO
+    return env
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """A moto server on 127.0.0.1 for the whole session; boto3 reaches it through AWS_ENDPOINT_URL."""
+    """The AWS endpoint for integration tests: a moto server on 127.0.0.1 started here for the session,
+    or the external one named by HL7LAKE_TEST_AWS_ENDPOINT. boto3 reaches it through AWS_ENDPOINT_URL."""
+    if EXTERNAL_ENDPOINT:
+        saved_env = dict(os.environ)
+        os.environ.update({k: v for k, v in external_env().items() if k != "HL7LAKE_EMULATOR"})
+        yield EXTERNAL_ENDPOINT
+        os.environ.clear()
+        os.environ.update(saved_env)
+        return
     import logging
 
     from moto.server import ThreadedMotoServer

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import CORPUS, free_port
+from tests.conftest import CORPUS, external_env, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +64,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         HL7LAKE_RUN_DIR=str(tmp_path_factory.mktemp("run")),
         HL7LAKE_WAIT_SECONDS="1",
     )
+    env.update(external_env(), HL7LAKE_PREFIX=f"e2e{uuid.uuid4().hex[:8]}")
     process = subprocess.Popen([sys.executable, "-m", "hl7lake", "up"], env=env)
     url = f"http://127.0.0.1:{gateway_port}"
     try:
