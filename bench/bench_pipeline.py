@@ -12,7 +12,6 @@ import argparse
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,8 +59,13 @@ def main() -> int:
     args = parser.parse_args()
     emulator_port, port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HL7LAKE_"))}
-    env.update(HL7LAKE_EMULATOR_PORT=str(emulator_port), HL7LAKE_PORT=str(port),
-               HL7LAKE_RUN_DIR=tempfile.mkdtemp(), HL7LAKE_LOG_LEVEL="WARNING", HL7LAKE_WAIT_SECONDS="1")  # fmt: skip
+    env.update(
+        HL7LAKE_EMULATOR_PORT=str(emulator_port),
+        HL7LAKE_PORT=str(port),
+        HL7LAKE_RUN_DIR=tempfile.mkdtemp(),
+        HL7LAKE_LOG_LEVEL="WARNING",
+        HL7LAKE_WAIT_SECONDS="1",
+    )
     url = f"http://127.0.0.1:{port}"
     up = subprocess.Popen([sys.executable, "-m", "hl7lake", "up"], env=env, stdout=subprocess.DEVNULL)
     try:
@@ -72,12 +76,19 @@ def main() -> int:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        token = subprocess.run([sys.executable, "-m", "hl7lake", "token", "--user", "sender@hospital-a.example"],
-                               env=env, capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        token = subprocess.run(
+            [sys.executable, "-m", "hl7lake", "token", "--user", "sender@hospital-a.example"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/hl7-v2"}
         bodies = corpus()
         messages = [unique(bodies[i % len(bodies)], i) for i in range(args.messages)]
-        client = httpx.Client(base_url=url, timeout=60, limits=httpx.Limits(max_connections=args.concurrency * 2))
+        client = httpx.Client(
+            base_url=url, timeout=60, limits=httpx.Limits(max_connections=args.concurrency * 2)
+        )
         sent: dict[str, float] = {}
         accept: list[float] = []
 
@@ -101,16 +112,22 @@ def main() -> int:
                     done.setdefault(item["id"], time.monotonic())
                 if not cursor["next"] or len(done) >= len(sent):
                     break
-                cursor = client.get(f"/v1/messages?status=parsed&limit=100&cursor={cursor['next']}",
-                                    headers=headers).json()  # fmt: skip
+                cursor = client.get(
+                    f"/v1/messages?status=parsed&limit=100&cursor={cursor['next']}", headers=headers
+                ).json()
             time.sleep(0.5)
         total = time.monotonic() - started
         e2e = [done[i] - sent[i] for i in sent if i in done]
         print(f"messages: {len(messages)}  concurrency: {args.concurrency}  parsed: {len(e2e)}")
-        print(f"accept   : {len(messages) / accepted_in:7.1f} msg/s   p50 {pct(accept, .5):6.1f} ms   "
-              f"p95 {pct(accept, .95):6.1f} ms")  # fmt: skip
-        print(f"end-to-end: {len(e2e) / total:7.1f} msg/s   p50 {pct(e2e, .5):6.1f} ms   p95 {pct(e2e, .95):6.1f} ms "
-              f"(POST → catalog 'parsed', observed by polling the list API)")  # fmt: skip
+        print(
+            f"accept   : {len(messages) / accepted_in:7.1f} msg/s   p50 {pct(accept, 0.5):6.1f} ms   "
+            f"p95 {pct(accept, 0.95):6.1f} ms"
+        )
+        print(
+            f"end-to-end: {len(e2e) / total:7.1f} msg/s   "
+            f"p50 {pct(e2e, 0.5):6.1f} ms   p95 {pct(e2e, 0.95):6.1f} ms "
+            f"(POST → catalog 'parsed', observed by polling the list API)"
+        )
         return 0 if len(e2e) == len(messages) else 1
     finally:
         up.send_signal(signal.SIGTERM)

@@ -54,7 +54,12 @@ def oidc_urls(settings: GatewaySettings, pool_id: str) -> tuple[str, str]:
 
 
 def build_ingest(
-    settings: GatewaySettings, *, sns: Any = None, s3: Any = None, ddb: Any = None, topic_arn: str | None = None
+    settings: GatewaySettings,
+    *,
+    sns: Any = None,
+    s3: Any = None,
+    ddb: Any = None,
+    topic_arn: str | None = None,
 ) -> IngestService:
     """The ingest path (dedup store + hub publisher) every front door shares: HTTP and MLLP."""
     sns = aws.client("sns", settings.region) if sns is None else sns

@@ -98,9 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=_cmd_up
     )
     sub.add_parser("gateway", help="run the HTTP front door").set_defaults(func=_cmd_gateway)
-    sub.add_parser("mllp", help="run the MLLP listener (HL7 v2 over TCP/TLS, answered with ACKs)").set_defaults(
-        func=_cmd_mllp
-    )
+    sub.add_parser(
+        "mllp", help="run the MLLP listener (HL7 v2 over TCP/TLS, answered with ACKs)"
+    ).set_defaults(func=_cmd_mllp)
     worker = sub.add_parser("worker", help="run one hub subscriber")
     worker.add_argument("name", help="er7-staging or lake-writer")
     worker.set_defaults(func=_cmd_worker)
@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     parse.set_defaults(func=_cmd_parse)
     health = sub.add_parser("healthcheck", help="exit 0 when a service is healthy (container health checks)")
     target = health.add_mutually_exclusive_group(required=True)
-    target.add_argument("--url", help="an HTTP endpoint that must answer 2xx, e.g. http://127.0.0.1:8080/readyz")
+    target.add_argument(
+        "--url", help="an HTTP endpoint that must answer 2xx, e.g. http://127.0.0.1:8080/readyz"
+    )
     target.add_argument("--worker", help="a worker name: its heartbeat file must be fresh")
     health.add_argument("--max-age", type=float, default=60.0, help="seconds since the worker's last poll")
     health.set_defaults(func=_cmd_healthcheck)

@@ -31,7 +31,9 @@ def _bucket(clients: Clients, props: dict[str, Any]) -> str:
     s3 = clients("s3")
     name = str(props["BucketName"])
     if "VersioningConfiguration" in props:
-        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": props["VersioningConfiguration"]["Status"]})
+        s3.put_bucket_versioning(
+            Bucket=name, VersioningConfiguration={"Status": props["VersioningConfiguration"]["Status"]}
+        )
     if "PublicAccessBlockConfiguration" in props:
         block = {k: _bool(v) for k, v in props["PublicAccessBlockConfiguration"].items()}
         s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=block)
@@ -43,10 +45,14 @@ def _bucket(clients: Clients, props: dict[str, Any]) -> str:
         s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
     if "LifecycleConfiguration" in props:
         rules = [
-            {"ID": r["Id"], "Status": r["Status"], "Filter": {"Prefix": r.get("Prefix", "")},
-             "Expiration": {"Days": int(r["ExpirationInDays"])}}
+            {
+                "ID": r["Id"],
+                "Status": r["Status"],
+                "Filter": {"Prefix": r.get("Prefix", "")},
+                "Expiration": {"Days": int(r["ExpirationInDays"])},
+            }
             for r in props["LifecycleConfiguration"]["Rules"]
-        ]  # fmt: skip
+        ]
         s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
     return f"bucket settings of {name}"
 
@@ -70,7 +76,9 @@ def _bucket_policy(clients: Clients, props: dict[str, Any]) -> str:
 
 def _queue_policy(clients: Clients, props: dict[str, Any]) -> str:
     for url in props["Queues"]:
-        clients("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+        clients("sqs").set_queue_attributes(
+            QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
+        )
     return f"queue policy of {', '.join(props['Queues'])}"
 
 
@@ -92,7 +100,9 @@ def _subscription(clients: Clients, props: dict[str, Any]) -> str:
     ]
     if existing:
         for name, value in attributes.items():
-            sns.set_subscription_attributes(SubscriptionArn=existing[0], AttributeName=name, AttributeValue=value)
+            sns.set_subscription_attributes(
+                SubscriptionArn=existing[0], AttributeName=name, AttributeValue=value
+            )
     else:
         sns.subscribe(TopicArn=topic, Protocol=protocol, Endpoint=endpoint, Attributes=attributes)
     return f"subscription {endpoint.rsplit(':', 1)[-1]}"
@@ -107,7 +117,10 @@ def _table_ttl(clients: Clients, props: dict[str, Any]) -> str | None:
     if status.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
         ddb.update_time_to_live(
             TableName=props["TableName"],
-            TimeToLiveSpecification={"Enabled": _bool(spec["Enabled"]), "AttributeName": spec["AttributeName"]},
+            TimeToLiveSpecification={
+                "Enabled": _bool(spec["Enabled"]),
+                "AttributeName": spec["AttributeName"],
+            },
         )
     return f"TTL of {props['TableName']}"
 
@@ -125,10 +138,13 @@ def _user_pool(clients: Clients, props: dict[str, Any]) -> str:
     pool_id = find_user_pool(cognito, props["UserPoolName"])
     if pool_id is None:
         schema = [
-            {k: (_bool(v) if k in ("Required", "Mutable") else v) for k, v in attr.items()} for attr in props["Schema"]
+            {k: (_bool(v) if k in ("Required", "Mutable") else v) for k, v in attr.items()}
+            for attr in props["Schema"]
         ]
-        policy = {k: (_bool(v) if k.startswith("Require") else int(v))
-                  for k, v in props["Policies"]["PasswordPolicy"].items()}  # fmt: skip
+        policy = {
+            k: (_bool(v) if k.startswith("Require") else int(v))
+            for k, v in props["Policies"]["PasswordPolicy"].items()
+        }
         pool_id = cognito.create_user_pool(
             PoolName=props["UserPoolName"],
             UsernameAttributes=props.get("UsernameAttributes", []),

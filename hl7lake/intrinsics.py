@@ -36,7 +36,7 @@ def resolve(value: Any, ctx: StackContext) -> Any:
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
-        (key, arg), = value.items()
+        ((key, arg),) = value.items()
         if key == "Ref":
             return ctx.ref(arg)
         if key == "Fn::GetAtt":

@@ -59,8 +59,12 @@ def deploy_stack(cf: Any, name: str, template: dict[str, Any], parameters: dict[
     params = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items() if k in declared]
     # JSON, not the YAML file: identical template data, and emulators parse JSON more faithfully.
     body = json.dumps(template)
-    kwargs = {"StackName": name, "TemplateBody": body, "Parameters": params,
-              "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]}  # fmt: skip
+    kwargs = {
+        "StackName": name,
+        "TemplateBody": body,
+        "Parameters": params,
+        "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+    }
     try:
         cf.describe_stacks(StackName=name)
         exists = True
@@ -81,12 +85,16 @@ def _get_att(region: str) -> Any:
     def get_att(kind: str, physical: str, attribute: str) -> str:
         if attribute == "Arn":
             if kind == "AWS::SQS::Queue":
-                attrs = aws.client("sqs", region).get_queue_attributes(QueueUrl=physical, AttributeNames=["QueueArn"])
+                attrs = aws.client("sqs", region).get_queue_attributes(
+                    QueueUrl=physical, AttributeNames=["QueueArn"]
+                )
                 return str(attrs["Attributes"]["QueueArn"])
             if kind == "AWS::S3::Bucket":
                 return f"arn:aws:s3:::{physical}"
             if kind == "AWS::DynamoDB::Table":
-                return str(aws.client("dynamodb", region).describe_table(TableName=physical)["Table"]["TableArn"])
+                return str(
+                    aws.client("dynamodb", region).describe_table(TableName=physical)["Table"]["TableArn"]
+                )
             if kind == "AWS::SNS::Topic":
                 return physical
         raise LookupError(f"cannot resolve {kind}.{attribute}")
@@ -94,15 +102,25 @@ def _get_att(region: str) -> Any:
     return get_att
 
 
-def stack_context(cf: Any, name: str, template: dict[str, Any], parameters: dict[str, str], region: str) -> StackContext:
+def stack_context(
+    cf: Any, name: str, template: dict[str, Any], parameters: dict[str, str], region: str
+) -> StackContext:
     resources = cf.describe_stack_resources(StackName=name)["StackResources"]
     pages = cf.get_paginator("list_exports").paginate()
     exports = {e["Name"]: e["Value"] for page in pages for e in page["Exports"] if e.get("Value")}
     account = aws.client("sts", region).get_caller_identity()["Account"]
     return StackContext(
-        parameters={**parameters, "AWS::StackName": name, "AWS::Region": region, "AWS::AccountId": account,
-                    "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"},  # fmt: skip
-        physical_ids={r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r.get("LogicalResourceId")},
+        parameters={
+            **parameters,
+            "AWS::StackName": name,
+            "AWS::Region": region,
+            "AWS::AccountId": account,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        },
+        physical_ids={
+            r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r.get("LogicalResourceId")
+        },
         exports=exports,
         get_att=_get_att(region),
         resource_types={k: v["Type"] for k, v in template["Resources"].items()},
@@ -117,9 +135,14 @@ def ensure_user(cognito: Any, pool_id: str, user: DevUser) -> None:
     except cognito.exceptions.UserNotFoundException:
         identity = [{"Name": "email", "Value": user.email}, {"Name": "email_verified", "Value": "true"}]
         cognito.admin_create_user(
-            UserPoolId=pool_id, Username=user.email, UserAttributes=identity + access, MessageAction="SUPPRESS"
+            UserPoolId=pool_id,
+            Username=user.email,
+            UserAttributes=identity + access,
+            MessageAction="SUPPRESS",
         )
-    cognito.admin_set_user_password(UserPoolId=pool_id, Username=user.email, Password=user.password, Permanent=True)
+    cognito.admin_set_user_password(
+        UserPoolId=pool_id, Username=user.email, Password=user.password, Permanent=True
+    )
 
 
 def provision(

@@ -33,9 +33,13 @@ def _construct(tag: str, node: yaml.Node, loader: yaml.SafeLoader) -> Any:
     return {name: value}
 
 
+def _constructor(tag: str) -> Any:
+    return lambda loader, node: _construct(tag, node, loader)
+
+
 for _tag in ("Ref", "Sub", "GetAtt", "ImportValue", "Join", "Select", "Split", "If", "Equals", "Not",
              "And", "Or", "FindInMap", "Base64", "GetAZs", "Condition"):  # fmt: skip
-    _CfnLoader.add_constructor(f"!{_tag}", lambda loader, node, t=_tag: _construct(t, node, loader))
+    _CfnLoader.add_constructor(f"!{_tag}", _constructor(_tag))
 
 
 def load_template(name: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """`hl7lake up` / `make up`: the whole stack in the foreground, stopped cleanly by Ctrl-C or SIGTERM.
 
 Starts the embedded emulator (unless HL7LAKE_EMULATOR=external), provisions it, then runs the
-gateway and one process per worker with the same commands a container would run.
+gateway, the MLLP listener and one process per worker with the same commands a container would run.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hl7lake.emulator import EMULATOR_ENV, start_emulator, wait_http
+from hl7lake.emulator import EMULATOR_ENV, port_in_use, start_emulator, wait_http
 from hl7lake.logs import configure
 
 log = logging.getLogger("hl7lake.up")
@@ -34,8 +35,22 @@ class UpSettings(BaseSettings):
     emulator_port: int = 4566
     host: str = "127.0.0.1"
     port: int = 8080
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = 2575
+    mllp_source: str = "hospital-a"
     run_dir: str = ".run"
     max_receive_count: int = 5
+
+
+def wait_tcp(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s")
 
 
 def _banner(settings: UpSettings) -> str:
@@ -51,6 +66,10 @@ hl7lake is up: gateway {url} (docs {url}/docs), AWS endpoint {os.environ.get("AW
   # 3. read it back (use the "id" from step 2)
   curl -s {url}/v1/messages/<id> -H "Authorization: Bearer $TOKEN"
   curl -s {url}/v1/messages/<id>/parsed -H "Authorization: Bearer $TOKEN"
+
+  # 4. or over MLLP (HL7's own transport, answered with an HL7 ACK; sends as {settings.mllp_source})
+  .venv/bin/mllp_send --loose --port {settings.mllp_port} \
+       --file ../shared/hl7-corpus/messages/050-ADT_A01-2.5.hl7 {settings.mllp_host}
 
 Ctrl-C stops everything.
 """
@@ -132,9 +151,16 @@ def run_up() -> int:
 
         provision(dev_users=settings.emulator == "embedded", max_receive_count=settings.max_receive_count)
         supervisor.start("gateway", ["gateway"])
+        if port_in_use(settings.mllp_host, settings.mllp_port):
+            raise RuntimeError(
+                f"MLLP port {settings.mllp_port} on {settings.mllp_host} is taken: stop what runs there "
+                "or set HL7LAKE_MLLP_PORT"
+            )
+        supervisor.start("mllp", ["mllp"])
         for worker in WORKERS:
             supervisor.start(worker, ["worker", worker])
         wait_http(f"http://{settings.host}:{settings.port}/readyz", timeout=60)
+        wait_tcp(settings.mllp_host, settings.mllp_port, timeout=60)
         print(_banner(settings), flush=True)
         while not stop.wait(1.0):
             if not supervisor.check():

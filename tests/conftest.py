@@ -31,7 +31,9 @@ def corpus_message(name: str) -> bytes:
     return (CORPUS / "messages" / name).read_bytes()
 
 
-EXTERNAL_ENDPOINT = os.environ.get("HL7LAKE_TEST_AWS_ENDPOINT")  # e.g. LocalStack, set by `make test-localstack`
+EXTERNAL_ENDPOINT = os.environ.get(
+    "HL7LAKE_TEST_AWS_ENDPOINT"
+)  # e.g. LocalStack, set by `make test-localstack`
 EXTERNAL_COGNITO = os.environ.get("HL7LAKE_TEST_COGNITO_ENDPOINT")
 
 
@@ -39,8 +41,13 @@ def external_env() -> dict[str, str]:
     """AWS settings for processes the tests start when the suite runs against an external endpoint."""
     if not EXTERNAL_ENDPOINT:
         return {}
-    env = {"HL7LAKE_EMULATOR": "external", "AWS_ENDPOINT_URL": EXTERNAL_ENDPOINT, "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    env = {
+        "HL7LAKE_EMULATOR": "external",
+        "AWS_ENDPOINT_URL": EXTERNAL_ENDPOINT,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     if EXTERNAL_COGNITO:
         env["AWS_ENDPOINT_URL_COGNITO_IDP"] = EXTERNAL_COGNITO
     return env

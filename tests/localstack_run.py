@@ -28,7 +28,7 @@ def wait(url: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (our own loopback URL)
+            with urllib.request.urlopen(url, timeout=2):
                 return
         except OSError:
             time.sleep(1)
@@ -42,8 +42,10 @@ def main() -> int:
         client = docker.from_env()
         client.ping()
     except Exception as exc:
-        print(f"make test-localstack needs a Docker engine; none is reachable here ({exc.__class__.__name__}).",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"make test-localstack needs a Docker engine; none is reachable here ({exc.__class__.__name__}).",
+            file=sys.stderr,
+        )
         return 2
     aws_port, cognito_port = free_port(), free_port()
     env = {"SERVICES": "cloudformation,sns,sqs,s3,dynamodb,sts,iam"}
@@ -51,16 +53,29 @@ def main() -> int:
         env["LOCALSTACK_AUTH_TOKEN"] = os.environ["LOCALSTACK_AUTH_TOKEN"]
     containers = []
     try:
-        containers.append(client.containers.run(LOCALSTACK_IMAGE, detach=True, environment=env,
-                                                ports={"4566/tcp": ("127.0.0.1", aws_port)}))  # fmt: skip
-        containers.append(client.containers.run(COGNITO_IMAGE, ["-H", "0.0.0.0", "-p", "5000"], detach=True,
-                                                ports={"5000/tcp": ("127.0.0.1", cognito_port)}))  # fmt: skip
+        containers.append(
+            client.containers.run(
+                LOCALSTACK_IMAGE, detach=True, environment=env, ports={"4566/tcp": ("127.0.0.1", aws_port)}
+            )
+        )
+        containers.append(
+            client.containers.run(
+                COGNITO_IMAGE,
+                ["-H", "0.0.0.0", "-p", "5000"],
+                detach=True,
+                ports={"5000/tcp": ("127.0.0.1", cognito_port)},
+            )
+        )
         wait(f"http://127.0.0.1:{aws_port}/_localstack/health")
         wait(f"http://127.0.0.1:{cognito_port}/moto-api/")
-        test_env = {**os.environ, "HL7LAKE_TEST_AWS_ENDPOINT": f"http://127.0.0.1:{aws_port}",
-                    "HL7LAKE_TEST_COGNITO_ENDPOINT": f"http://127.0.0.1:{cognito_port}"}  # fmt: skip
-        return subprocess.call([sys.executable, "-m", "pytest", "tests/integration", "tests/e2e", *sys.argv[1:]],
-                               env=test_env)  # fmt: skip
+        test_env = {
+            **os.environ,
+            "HL7LAKE_TEST_AWS_ENDPOINT": f"http://127.0.0.1:{aws_port}",
+            "HL7LAKE_TEST_COGNITO_ENDPOINT": f"http://127.0.0.1:{cognito_port}",
+        }
+        return subprocess.call(
+            [sys.executable, "-m", "pytest", "tests/integration", "tests/e2e", *sys.argv[1:]], env=test_env
+        )
     finally:
         for container in containers:
             container.remove(force=True)

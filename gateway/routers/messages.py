@@ -9,8 +9,9 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from gateway import ack
 from gateway.deps import CurrentPrincipal, Services
-from gateway.ingest import check_media_type, choose_source
+from gateway.ingest import IngestService, MediaType, check_media_type, choose_source
 from gateway.lake_reader import CursorError, decode_cursor, encode_cursor, public_item
 from gateway.problems import Problem, not_found
 
@@ -34,6 +35,101 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+ACK_MEDIA_TYPES = ("application/hl7-v2", "x-application/hl7-v2+er7")
+
+
+def ack_media_type(accept: str | None) -> str | None:
+    """The HL7 media type when the Accept header prefers it to JSON ("HL7 over HTTP"), else None."""
+    if not accept:
+        return None
+    ranges: list[tuple[float, int, str]] = []
+    for position, part in enumerate(accept.split(",")):
+        essence, *params = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if essence and quality > 0:
+            ranges.append((-quality, position, essence.lower()))
+    for _, _, essence in sorted(ranges):
+        if essence in ACK_MEDIA_TYPES:
+            return essence
+        if essence in ("application/json", "application/*", "*/*"):
+            return None
+    return None
+
+
+async def _read_for_ack(request: Request, limit: int) -> tuple[bytes, bool]:
+    """The body, or — when it is over the limit — its head (enough for the ACK) and True."""
+    declared = request.headers.get("content-length")
+    declared_too_large = bool(declared and declared.isdigit() and int(declared) > limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        chunks.append(chunk)
+        if size > limit or (declared_too_large and size >= ack.HEAD_BYTES):
+            return b"".join(chunks)[: ack.HEAD_BYTES], True
+    return b"".join(chunks), declared_too_large
+
+
+def _ingest_for_ack(
+    ingest: IngestService, body: bytes, media: MediaType, source: str | None, refused: Problem | None
+) -> tuple[ack.Received, dict[str, Any] | None, Problem | None]:
+    received = ack.from_bytes(body, media.charset)
+    if refused is not None or source is None:
+        return received, None, refused
+    try:
+        return received, ingest.ingest(body, media, source), None
+    except Problem as problem:
+        return received, None, problem
+
+
+def _iana_charset(codec: str) -> str:
+    return f"ISO-8859-{codec[8:]}" if codec.startswith("iso8859-") else codec
+
+
+async def _post_for_ack(
+    request: Request,
+    services: Services,
+    principal: CurrentPrincipal,
+    content_type: str | None,
+    x_source: str | None,
+    answer_type: str,
+) -> Response:
+    """POST answered with the HL7 ACK the MLLP listener would send; the HTTP status is unchanged."""
+    limit = services.settings.max_body_bytes
+    body, too_large = await _read_for_ack(request, limit)
+    media = MediaType.parse(content_type)
+    source: str | None = None
+    refused: Problem | None = None
+    try:
+        source = choose_source(principal, x_source)
+        media = check_media_type(content_type)
+        if too_large:
+            raise Problem(413, "too_large", f"body exceeds the limit of {limit} bytes")
+    except Problem as exc:
+        refused = exc
+    received, result, problem = await run_in_threadpool(
+        _ingest_for_ack, services.ingest, body, media, source, refused
+    )
+    answer = ack.acknowledge(received, problem, always=True)
+    assert answer is not None  # always=True
+    headers = dict(problem.headers) if problem else {}
+    message_id = result["id"] if result else (problem.details.get("id") if problem else None)
+    if message_id and (problem is None or problem.status == 409):
+        headers["Location"] = f"/v1/messages/{message_id}"
+    return Response(
+        answer.data,
+        status_code=problem.status if problem else 202,
+        media_type=f"{answer_type}; charset={_iana_charset(received.codec)}",
+        headers=headers,
+    )
+
+
 @router.post(
     "",
     status_code=202,
@@ -47,6 +143,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
         }
     },
     responses={
+        202: {
+            "description": "accepted: in the hub. With `Accept: application/hl7-v2` (or"
+            " `x-application/hl7-v2+er7`) every answer below is an HL7 ACK instead of JSON (AA/AE/AR,"
+            " CA/CE/CR in enhanced mode) with the same HTTP status",
+            "content": {"application/json": {}, "application/hl7-v2": {"schema": {"type": "string"}}},
+        },
         400: {"description": "unreadable message (names segment, field and reason)"},
         401: {"description": "missing or invalid token"},
         403: {"description": "token may not write for this source"},
@@ -62,7 +164,11 @@ async def post_message(
     principal: CurrentPrincipal,
     content_type: Annotated[str | None, Header()] = None,
     x_source: Annotated[str | None, Header()] = None,
-) -> JSONResponse:
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    answer_type = ack_media_type(accept)
+    if answer_type is not None:
+        return await _post_for_ack(request, services, principal, content_type, x_source, answer_type)
     source = choose_source(principal, x_source)
     media = check_media_type(content_type)
     body = await _read_body(request, services.settings.max_body_bytes)

@@ -30,22 +30,32 @@ def translate(env: dict[str, str], endpoint: str, port: int, heartbeat: Path, pr
     for key, value in env.items():
         cognito = os.environ.get("AWS_ENDPOINT_URL_COGNITO_IDP", endpoint)
         value = str(value).replace("http://localstack:4566", endpoint).replace("http://cognito:5000", cognito)
-        out[key] = value.replace("0.0.0.0", "127.0.0.1")  # noqa: S104 (translating the compose file)
+        out[key] = value.replace("0.0.0.0", "127.0.0.1")
     out.update(HL7LAKE_PORT=str(port), HL7LAKE_PREFIX=prefix, HL7LAKE_WAIT_SECONDS="1")
     if "HL7LAKE_HEARTBEAT_DIR" in out:
         out["HL7LAKE_HEARTBEAT_DIR"] = str(heartbeat)
     return out
 
 
-def test_compose_services_run_and_become_healthy_locally(moto_endpoint: str, prefix: str, tmp_path: Path) -> None:
+def test_compose_services_run_and_become_healthy_locally(
+    moto_endpoint: str, prefix: str, tmp_path: Path
+) -> None:
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HL7LAKE_"))}
 
     def env_of(name: str, port: int) -> dict[str, str]:
-        return {**base, **translate(services[name]["environment"], moto_endpoint, port, tmp_path / name, prefix)}
+        return {
+            **base,
+            **translate(services[name]["environment"], moto_endpoint, port, tmp_path / name, prefix),
+        }
 
-    boot = subprocess.run(local(services["bootstrap"]["command"]), env=env_of("bootstrap", 0),
-                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    boot = subprocess.run(
+        local(services["bootstrap"]["command"]),
+        env=env_of("bootstrap", 0),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert boot.returncode == 0, boot.stderr[-2000:]
 
     running: dict[str, tuple[subprocess.Popen[bytes], list[str], dict[str, str]]] = {}
@@ -54,8 +64,12 @@ def test_compose_services_run_and_become_healthy_locally(moto_endpoint: str, pre
             port = free_port()
             env = env_of(name, port)
             check = [str(a).replace(":8080/", f":{port}/") for a in services[name]["healthcheck"]["test"][1:]]
-            process = subprocess.Popen(local(services[name]["command"]), env=env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            process = subprocess.Popen(
+                local(services[name]["command"]),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             running[name] = (process, local(check), env)
         pending = set(running)
         deadline = time.monotonic() + 60

@@ -1,4 +1,4 @@
-"""`hl7lake bootstrap` deploys the stacks; the emulator's resources match the templates; re-runs change nothing."""
+"""`hl7lake bootstrap` deploys the stacks; resources match the templates; a re-run changes nothing."""
 
 from __future__ import annotations
 

@@ -79,6 +79,9 @@ def test_templates_pass_cfn_lint() -> None:
     import sys
 
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    result = subprocess.run([str(cfn_lint), *sorted(str(p) for p in (ROOT / "stacks").glob("*.yaml"))],
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [str(cfn_lint), *sorted(str(p) for p in (ROOT / "stacks").glob("*.yaml"))],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
