@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,11 +74,24 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _bad_message(err: er7.Er7Error) -> Problem:
-    return Problem(400, "bad_message", str(err), details=err.to_dict())
+def _bad_message(err: er7.Er7Error, rejected_id: str | None) -> Problem:
+    details = {**err.to_dict(), "id": rejected_id}
+    return Problem(400, "bad_message", str(err), details=details)
+
+
+@dataclass(frozen=True)
+class BatchLink:
+    id: str
+    index: int
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "index": self.index, "count": self.count}
 
 
 class IngestService:
+    """Accepts ER7 bodies: one message, several messages, or FHS/BHS batches (one entry per message)."""
+
     def __init__(self, dedup: DedupStore, publisher: Publisher) -> None:
         self._dedup = dedup
         self._publisher = publisher
@@ -87,15 +101,19 @@ class IngestService:
             text = er7.decode(body, media.charset)
             normalized = er7.normalize(text)
             batch = er7.split_batch(normalized)
-            if len(batch.messages) != 1:
-                raise Problem(
-                    400,
-                    "batch_not_supported",
-                    f"the body holds {len(batch.messages)} messages; send one message per request",
-                )
+        except er7.Er7Error as err:
+            raise _bad_message(err, self._keep_rejected(body, source, err)) from None
+        if len(batch.messages) == 1 and not batch.header_segments:
+            return self._one(text, normalized, source, body_size=len(body))
+        return self._batch(batch, source, len(body))
+
+    def _one(
+        self, text: str, normalized: str, source: str, *, body_size: int, link: BatchLink | None = None
+    ) -> dict[str, Any]:
+        try:
             header = er7.read_header(normalized)
         except er7.Er7Error as err:
-            raise _bad_message(err) from None
+            raise _bad_message(err, self._keep_rejected(text.encode("utf-8"), source, err, link)) from None
         digest = er7.dedup_digest(normalized)
         message_id = new_message_id()
         key = f"{source}#{digest}"
@@ -127,6 +145,7 @@ class IngestService:
                 payload=text,
                 digest=digest,
                 flags=(CONTROL_ID_REUSED,) if reused else (),
+                batch=link.to_dict() if link else None,
             )
             self._publisher.publish(envelope)
         except (HubUnavailable, DedupUnavailable) as exc:
@@ -141,7 +160,7 @@ class IngestService:
             message_id,
             source,
             header.message_type,
-            len(body),
+            body_size,
             reused,
         )
         return {
@@ -151,6 +170,68 @@ class IngestService:
             **summary,
             "controlIdReused": reused,
         }
+
+    def _batch(self, batch: er7.Batch, source: str, body_size: int) -> dict[str, Any]:
+        """Each message is accepted, deduplicated or rejected on its own. A 503 stops the batch: the
+        sender's retry of the whole body is safe, since what was accepted comes back as duplicates."""
+        batch_id = new_message_id()
+        results: list[dict[str, Any]] = []
+        for index, message in enumerate(batch.messages, start=1):
+            link = BatchLink(batch_id, index, len(batch.messages))
+            try:
+                result = self._one(message, message, source, body_size=len(message), link=link)
+            except Problem as problem:
+                if problem.status == 503:
+                    raise
+                result = {**problem.details, "status": "duplicate" if problem.status == 409 else "rejected"}
+                if problem.status != 409:
+                    result["error"] = problem.body()
+            results.append({"index": index, **result})
+        counts = {
+            s: sum(1 for r in results if r["status"] == s) for s in ("accepted", "duplicate", "rejected")
+        }
+        log.info(
+            "batch id=%s source=%s messages=%d bytes=%d %s", batch_id, source, len(results), body_size, counts
+        )
+        return {
+            "batch": {
+                "id": batch_id,
+                "messages": len(results),
+                **counts,
+                "declaredCounts": batch.declared_counts,
+                "problems": [p.to_dict() for p in batch.problems],
+            },
+            "messages": results,
+        }
+
+    def _keep_rejected(
+        self, raw: bytes, source: str, err: er7.Er7Error, link: BatchLink | None = None
+    ) -> str | None:
+        """A message the front door cannot read still lands in the lake (errors/), raw bytes included.
+        Best effort: the sender is told 400 either way, and may resend a corrected message."""
+        if not raw.strip():
+            return None
+        rejected_id = new_message_id()
+        envelope = Envelope(
+            event=Event.FAILED,
+            id=rejected_id,
+            source=source,
+            received_at=_now(),
+            message_type="unknown",
+            control_id="",
+            format=Format.TEXT,
+            payload=base64.b64encode(raw).decode("ascii"),
+            error={**err.to_dict(), "stage": "gateway"},
+            batch=link.to_dict() if link else None,
+            extra={"payloadEncoding": "base64"},
+        )
+        try:
+            self._publisher.publish(envelope)
+        except HubUnavailable:
+            log.warning("rejected message not kept (hub unavailable) source=%s bytes=%d", source, len(raw))
+            return None
+        log.info("rejected id=%s source=%s bytes=%d field=%s", rejected_id, source, len(raw), err.field)
+        return rejected_id
 
     def _release(self, key: str, message_id: str) -> None:
         try:

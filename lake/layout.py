@@ -16,13 +16,15 @@ def sanitize(part: str) -> str:
     return cleaned[:64] or "unknown"
 
 
-def object_key(area: str, *, source: str, message_type: str, received_at: str, message_id: str) -> str:
+def object_key(
+    area: str, *, source: str, message_type: str, received_at: str, message_id: str, suffix: str | None = None
+) -> str:
     if area not in _SUFFIX:
         raise ValueError(f"unknown lake area {area!r}")
     date = received_at[:10] if re.fullmatch(r"\d{4}-\d{2}-\d{2}", received_at[:10]) else "unknown"
     return (
         f"{area}/source={sanitize(source)}/type={sanitize(message_type)}/date={date}/"
-        f"{sanitize(message_id)}.{_SUFFIX[area]}"
+        f"{sanitize(message_id)}.{suffix or _SUFFIX[area]}"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from typing import Any
@@ -50,13 +51,14 @@ class LakeWriter:
             envelope.source,
         )
 
-    def _key(self, area: str, envelope: Envelope) -> str:
+    def _key(self, area: str, envelope: Envelope, suffix: str | None = None) -> str:
         return layout.object_key(
             area,
             source=envelope.source,
             message_type=envelope.message_type,
             received_at=envelope.received_at,
             message_id=envelope.id,
+            suffix=suffix,
         )
 
     def _received(self, envelope: Envelope, entry: CatalogEntry) -> None:
@@ -74,6 +76,17 @@ class LakeWriter:
 
     def _failed(self, envelope: Envelope, entry: CatalogEntry) -> None:
         error = envelope.error or {"reason": "unknown failure"}
+        if envelope.payload is not None or envelope.payload_ref is not None:
+            # Rejected at the front door: the raw bytes it could not read are kept beside the error.
+            raw = load_payload(envelope, self._payloads)
+            body = (
+                base64.b64decode(raw)
+                if envelope.extra.get("payloadEncoding") == "base64"
+                else str(raw).encode()
+            )
+            raw_key = self._key(layout.ERRORS, envelope, suffix="hl7")
+            self._objects.put(raw_key, body, "application/hl7-v2")
+            self._catalog.record_received(entry, layout.s3_uri(self._objects.bucket, raw_key))
         key = self._key(layout.ERRORS, envelope)
         record = {
             "id": envelope.id,

@@ -116,10 +116,10 @@ async def _post_for_ack(
     received, result, problem = await run_in_threadpool(
         _ingest_for_ack, services.ingest, body, media, source, refused
     )
-    answer = ack.acknowledge(received, problem, always=True)
+    answer = ack.acknowledge(received, problem, result=result, always=True)
     assert answer is not None  # always=True
     headers = dict(problem.headers) if problem else {}
-    message_id = result["id"] if result else (problem.details.get("id") if problem else None)
+    message_id = (result or {}).get("id") or (problem.details.get("id") if problem else None)
     if message_id and (problem is None or problem.status == 409):
         headers["Location"] = f"/v1/messages/{message_id}"
     return Response(
@@ -173,7 +173,8 @@ async def post_message(
     media = check_media_type(content_type)
     body = await _read_body(request, services.settings.max_body_bytes)
     result = await run_in_threadpool(services.ingest.ingest, body, media, source)
-    return JSONResponse(result, status_code=202, headers={"Location": f"/v1/messages/{result['id']}"})
+    headers = {"Location": f"/v1/messages/{result['id']}"} if "id" in result else {}
+    return JSONResponse(result, status_code=202, headers=headers)
 
 
 def _visible_item(services: Services, principal: CurrentPrincipal, message_id: str) -> dict[str, Any]:

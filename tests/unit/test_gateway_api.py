@@ -261,3 +261,77 @@ def test_health_and_docs(stack: Stack) -> None:
     assert "/v1/messages" in stack.client.get("/openapi.json").json()["paths"]
     assert stack.client.get("/docs").status_code == 200
     assert b"hl7lake_http_requests_total" in stack.client.get("/metrics").content
+
+
+def test_rejected_message_is_kept_for_the_lake_with_its_raw_bytes(stack: Stack) -> None:
+    import base64
+
+    body = b"MSH|^~\\&|A|B|C|D|20260101||||P|2.5\rPID|1||M\xc3\xbcLLER\r"
+    response = stack.post(body)
+    assert response.status_code == 400
+    [event] = stack.hub.published
+    assert event.event is Event.FAILED and event.id == response.json()["id"]
+    assert base64.b64decode(event.payload) == body
+    assert event.error["field"] == "MSH-9" and event.error["stage"] == "gateway"
+    assert stack.hub.drain("er7-staging") == []  # failures go to the lake only
+    assert [e.id for e in stack.hub.drain("lake-writer")] == [event.id]
+
+
+def batch_body(*messages: bytes, declared: int | None = None) -> bytes:
+    count = len(messages) if declared is None else declared
+    return b"FHS|^~\\&|SENDER\rBHS|^~\\&|SENDER\r" + b"".join(messages) + b"BTS|%d\rFTS|1\r" % count
+
+
+def test_batch_gives_one_entry_per_message_and_dedups_each(stack: Stack, corpus_dir) -> None:
+    body = (corpus_dir / "messages" / "044-BATCH_ADT_A04-2.5.hl7").read_bytes()
+    first = stack.post(body)
+    assert first.status_code == 202, first.text
+    result = first.json()
+    # the file's third message repeats its first byte for byte: a duplicate within the batch
+    assert (result["batch"]["messages"], result["batch"]["accepted"], result["batch"]["duplicate"]) == (
+        3,
+        2,
+        1,
+    )
+    assert result["batch"]["problems"] == [] and result["batch"]["declaredCounts"]["FTS-1"] == 2
+    ids = [m["id"] for m in result["messages"]]
+    assert ids[2] == ids[0] and ids[1] != ids[0] and [m["index"] for m in result["messages"]] == [1, 2, 3]
+    links = [e.batch for e in stack.hub.published]
+    assert len(links) == 2
+    assert all(link["id"] == result["batch"]["id"] and link["count"] == 3 for link in links)
+    again = stack.post(body).json()
+    assert again["batch"]["duplicate"] == 3
+    assert [m["id"] for m in again["messages"]] == ids
+
+
+def test_batch_member_that_cannot_be_read_is_rejected_alone(stack: Stack) -> None:
+    good = MSG
+    bad = b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01||P|2.5\rPID|1\r"  # no MSH-10
+    result = stack.post(batch_body(good, bad)).json()
+    statuses = [m["status"] for m in result["messages"]]
+    assert statuses == ["accepted", "rejected"]
+    assert result["messages"][1]["error"]["field"] == "MSH-10"
+    kinds = [e.event for e in stack.hub.published]
+    assert kinds == [Event.RECEIVED, Event.FAILED]
+
+
+def test_batch_count_mismatch_is_reported(stack: Stack) -> None:
+    result = stack.post(batch_body(MSG, declared=2)).json()
+    assert result["batch"]["accepted"] == 1
+    [problem] = result["batch"]["problems"]
+    assert problem["field"] == "BTS-1" and "2" in problem["reason"]
+
+
+def test_messages_without_envelope_are_split(stack: Stack) -> None:
+    second = MSG.replace(b"CTRL-1", b"CTRL-2").replace(b"DOE", b"ROE")
+    result = stack.post(MSG + second).json()
+    assert [m["controlId"] for m in result["messages"]] == ["CTRL-1", "CTRL-2"]
+
+
+def test_hub_down_mid_batch_is_503_and_the_retry_completes_it(stack: Stack) -> None:
+    second = MSG.replace(b"CTRL-1", b"CTRL-2").replace(b"DOE", b"ROE")
+    stack.post(MSG)  # the first is already in the lake
+    stack.hub.fail_next = 1
+    assert stack.post(batch_body(MSG, second)).status_code == 503
+    retry = stack.post(batch_body(MSG, second)).json()
+    assert [m["status"] for m in retry["messages"]] == ["duplicate", "accepted"]

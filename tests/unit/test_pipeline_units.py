@@ -135,3 +135,21 @@ def test_envelope_round_trip_and_attribute_budget() -> None:
     envelope = received()
     assert Envelope.from_json(envelope.to_json()) == envelope
     assert len(envelope.attributes()) <= 10
+
+
+def test_rejected_raw_bytes_land_in_errors_area() -> None:
+    import base64
+
+    lake, objects, catalog, _ = writer()
+    raw = b"MSH|^~\\&|broken\xff"
+    envelope = Envelope(
+        event=Event.FAILED, id="01JTEST0000000000000000009", source="hospital-a",
+        received_at="2026-01-02T03:04:05.000Z", message_type="unknown", control_id="", format=Format.TEXT,
+        payload=base64.b64encode(raw).decode(), error={"reason": "x", "field": "MSH-9"},
+        extra={"payloadEncoding": "base64"},
+    )  # fmt: skip
+    lake.handle(envelope)
+    key = "errors/source=hospital-a/type=unknown/date=2026-01-02/01JTEST0000000000000000009.hl7"
+    assert objects.objects[key][0] == raw
+    item = catalog.items[envelope.id]
+    assert item["status"] == "failed" and item["raw"] == f"s3://lake/{key}"
