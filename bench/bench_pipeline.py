@@ -62,6 +62,7 @@ def main() -> int:
     env.update(
         HL7LAKE_EMULATOR_PORT=str(emulator_port),
         HL7LAKE_PORT=str(port),
+        HL7LAKE_MLLP_PORT=str(free_port()),
         HL7LAKE_RUN_DIR=tempfile.mkdtemp(),
         HL7LAKE_LOG_LEVEL="WARNING",
         HL7LAKE_WAIT_SECONDS="1",

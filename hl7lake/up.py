@@ -68,7 +68,7 @@ hl7lake is up: gateway {url} (docs {url}/docs), AWS endpoint {os.environ.get("AW
   curl -s {url}/v1/messages/<id>/parsed -H "Authorization: Bearer $TOKEN"
 
   # 4. or over MLLP (HL7's own transport, answered with an HL7 ACK; sends as {settings.mllp_source})
-  .venv/bin/mllp_send --loose --port {settings.mllp_port} \
+  .venv/bin/mllp_send --loose --port {settings.mllp_port} \\
        --file ../shared/hl7-corpus/messages/050-ADT_A01-2.5.hl7 {settings.mllp_host}
 
 Ctrl-C stops everything.

@@ -56,11 +56,12 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    emulator_port, gateway_port = free_port(), free_port()
+    emulator_port, gateway_port, mllp_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HL7LAKE_"))}
     env.update(
         HL7LAKE_EMULATOR_PORT=str(emulator_port),
         HL7LAKE_PORT=str(gateway_port),
+        HL7LAKE_MLLP_PORT=str(mllp_port),
         HL7LAKE_RUN_DIR=str(tmp_path_factory.mktemp("run")),
         HL7LAKE_WAIT_SECONDS="1",
     )
