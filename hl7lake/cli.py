@@ -84,9 +84,14 @@ def _cmd_parse(args: argparse.Namespace) -> int:
 
 
 def _cmd_healthcheck(args: argparse.Namespace) -> int:
-    from hl7lake.health import check_heartbeat, check_url
+    from hl7lake.health import check_heartbeat, check_tcp, check_url
 
-    ok, detail = check_heartbeat(args.worker, args.max_age) if args.worker else check_url(args.url)
+    if args.worker:
+        ok, detail = check_heartbeat(args.worker, args.max_age)
+    elif args.tcp:
+        ok, detail = check_tcp(args.tcp)
+    else:
+        ok, detail = check_url(args.url)
     print(detail, file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
 
@@ -125,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--url", help="an HTTP endpoint that must answer 2xx, e.g. http://127.0.0.1:8080/readyz"
     )
     target.add_argument("--worker", help="a worker name: its heartbeat file must be fresh")
+    target.add_argument("--tcp", help="HOST:PORT that must accept connections (the MLLP listener)")
     health.add_argument("--max-age", type=float, default=60.0, help="seconds since the worker's last poll")
     health.set_defaults(func=_cmd_healthcheck)
     return parser

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +20,15 @@ def check_url(url: str, timeout: float = 3.0) -> tuple[bool, str]:
         return False, f"{url}: {exc.code}"
     except OSError as exc:
         return False, f"{url}: {exc}"
+
+
+def check_tcp(address: str, timeout: float = 3.0) -> tuple[bool, str]:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return True, f"{address}: accepting connections"
+    except (OSError, ValueError) as exc:
+        return False, f"{address}: {exc}"
 
 
 def check_heartbeat(worker: str, max_age: float) -> tuple[bool, str]:

@@ -60,10 +60,15 @@ def test_compose_services_run_and_become_healthy_locally(
 
     running: dict[str, tuple[subprocess.Popen[bytes], list[str], dict[str, str]]] = {}
     try:
-        for name in ("gateway", "er7-staging", "lake-writer"):
+        for name in ("gateway", "mllp", "er7-staging", "lake-writer"):
             port = free_port()
             env = env_of(name, port)
-            check = [str(a).replace(":8080/", f":{port}/") for a in services[name]["healthcheck"]["test"][1:]]
+            if "HL7LAKE_MLLP_PORT" in env:
+                env["HL7LAKE_MLLP_PORT"] = str(port)
+            check = [
+                str(a).replace(":8080/", f":{port}/").replace(":2575", f":{port}")
+                for a in services[name]["healthcheck"]["test"][1:]
+            ]
             process = subprocess.Popen(
                 local(services[name]["command"]),
                 env=env,

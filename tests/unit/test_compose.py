@@ -54,7 +54,9 @@ def test_every_long_running_service_has_a_health_check_and_waits_for_its_depende
         for dependency, rule in (service.get("depends_on") or {}).items():
             expected = "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
             assert rule["condition"] == expected, (name, dependency)
-    assert {"localstack", "cognito", "bootstrap", "gateway", "er7-staging", "lake-writer"} <= set(services)
+    assert {"localstack", "cognito", "bootstrap", "gateway", "mllp", "er7-staging", "lake-writer"} <= set(
+        services
+    )
 
 
 def test_services_run_the_commands_make_up_runs() -> None:
@@ -66,6 +68,7 @@ def test_services_run_the_commands_make_up_runs() -> None:
         assert services[worker]["command"] == ["hl7lake", "worker", worker]
         assert "container_name" not in services[worker] and "ports" not in services[worker]  # scalable
     assert services["bootstrap"]["command"] == ["hl7lake", "bootstrap"]
+    assert services["mllp"]["command"] == ["hl7lake", "mllp"]
 
 
 def test_dockerfile_runs_as_non_root_without_dev_dependencies() -> None:
