@@ -145,6 +145,8 @@ def run_up() -> int:
             log.error("emulator did not start: %s", exc)
             return 1
         log.info("emulator up endpoint=%s pid=%d log=%s", endpoint, emulator.pid, run_dir / "emulator.log")
+    # Workers touch a heartbeat file per poll: `hl7lake healthcheck --worker NAME` reads it, as in compose.
+    os.environ.setdefault("HL7LAKE_HEARTBEAT_DIR", str((run_dir / "heartbeats").resolve()))
     supervisor = Supervisor(dict(os.environ), run_dir)
     try:
         from hl7lake.provision import provision
