@@ -6,7 +6,6 @@ reaches the lake parsed (read back through the HTTP API with a real token).
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -22,7 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import CORPUS, external_env, free_port
+from tests.conftest import CORPUS
+from tests.e2e.running import RunningStack, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -35,29 +35,22 @@ _FRAME = re.compile(rb"\x0b(.*?)\x1c\r", re.DOTALL)
 
 @dataclass
 class Stack:
-    url: str
-    mllp_port: int
-    env: dict[str, str]
-    process: subprocess.Popen[bytes]
+    running: RunningStack
     tmp: Path
 
+    @property
+    def url(self) -> str:
+        return self.running.url
+
     def headers(self) -> dict[str, str]:
-        out = subprocess.run(
-            [sys.executable, "-m", "hl7lake", "token", "--user", "sender@hospital-a.example"],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return {"Authorization": f"Bearer {out.stdout.strip()}"}
+        return self.running.token("sender@hospital-a.example")
 
     def mllp_send(self, body: bytes, *, loose: bool = False) -> list[bytes]:
         """Runs mllp_send on a file holding exactly this message; returns the ACKs it printed."""
         path = self.tmp / f"{uuid.uuid4().hex}.hl7"
         # mllp_send splits its input at 0x1C: frame the message (its CR-separated segments intact)
         path.write_bytes(body if loose else b"\x0b" + body + b"\x1c\r")
-        args = [str(MLLP_SEND), "--port", str(self.mllp_port), "--file", str(path), "127.0.0.1"]
+        args = [str(MLLP_SEND), "--port", str(self.running.mllp_port), "--file", str(path), "127.0.0.1"]
         out = subprocess.run(
             [*args[:1], "--loose", *args[1:]] if loose else args,
             capture_output=True,
@@ -67,53 +60,14 @@ class Stack:
         return _FRAME.findall(out.stdout)
 
 
-def wait_until_listening(url: str, port: int, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"hl7lake up exited with {process.returncode}")
-        try:
-            ready = httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            ready = False
-        if ready:
-            with socket.socket() as sock:
-                sock.settimeout(1)
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-        time.sleep(0.2)
-    raise AssertionError("stack (gateway and MLLP listener) not ready in time")
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not MLLP_SEND.exists():
         pytest.skip(f"{MLLP_SEND} not installed (the `hl7` package, a dev dependency)")
     if not (CORPUS / "messages").is_dir():
         pytest.skip(f"public corpus not found at {CORPUS}")
-    emulator_port, gateway_port, mllp_port = free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HL7LAKE_"))}
-    env.update(
-        HL7LAKE_EMULATOR_PORT=str(emulator_port),
-        HL7LAKE_PORT=str(gateway_port),
-        HL7LAKE_MLLP_PORT=str(mllp_port),
-        HL7LAKE_RUN_DIR=str(tmp_path_factory.mktemp("run")),
-        HL7LAKE_WAIT_SECONDS="1",
-    )
-    env.update(external_env(), HL7LAKE_PREFIX=f"e2e{uuid.uuid4().hex[:8]}")
-    process = subprocess.Popen([sys.executable, "-m", "hl7lake", "up"], env=env)
-    url = f"http://127.0.0.1:{gateway_port}"
-    try:
-        wait_until_listening(url, mllp_port, process)
-        yield Stack(url, mllp_port, env, process, tmp_path_factory.mktemp("mllp"))
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with running_stack(tmp_path_factory.mktemp("run")) as running:
+        yield Stack(running, tmp_path_factory.mktemp("mllp"))
 
 
 def segments(ack: bytes) -> dict[str, list[str]]:
@@ -177,8 +131,8 @@ def test_readme_command_with_a_raw_corpus_file(stack: Stack) -> None:
 
 
 def test_sigterm_closes_the_listener(stack: Stack) -> None:
-    stack.process.send_signal(signal.SIGTERM)
-    assert stack.process.wait(30) == 0
+    stack.running.process.send_signal(signal.SIGTERM)
+    assert stack.running.process.wait(30) == 0
     with socket.socket() as sock:
         sock.settimeout(1)
-        assert sock.connect_ex(("127.0.0.1", stack.mllp_port)) != 0
+        assert sock.connect_ex(("127.0.0.1", stack.running.mllp_port)) != 0

@@ -2,84 +2,30 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import CORPUS, external_env, free_port
+from tests.conftest import CORPUS
+from tests.e2e.running import RunningStack, running_stack
 
 pytestmark = pytest.mark.e2e
 
 ER7 = {"Content-Type": "application/hl7-v2"}
 
 
-@dataclass
-class Stack:
-    url: str
-    env: dict[str, str]
-    process: subprocess.Popen[bytes]
-
-    def token(self, user: str) -> dict[str, str]:
-        out = subprocess.run(
-            [sys.executable, "-m", "hl7lake", "token", "--user", user],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return {"Authorization": f"Bearer {out.stdout.strip()}"}
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"hl7lake up exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("stack not ready in time")
+Stack = RunningStack
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    emulator_port, gateway_port, mllp_port = free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HL7LAKE_"))}
-    env.update(
-        HL7LAKE_EMULATOR_PORT=str(emulator_port),
-        HL7LAKE_PORT=str(gateway_port),
-        HL7LAKE_MLLP_PORT=str(mllp_port),
-        HL7LAKE_RUN_DIR=str(tmp_path_factory.mktemp("run")),
-        HL7LAKE_WAIT_SECONDS="1",
-    )
-    env.update(external_env(), HL7LAKE_PREFIX=f"e2e{uuid.uuid4().hex[:8]}")
-    process = subprocess.Popen([sys.executable, "-m", "hl7lake", "up"], env=env)
-    url = f"http://127.0.0.1:{gateway_port}"
-    try:
-        wait_ready(url, process)
-        # what a user's second terminal has: only the emulator port (token defaults to the embedded emulator)
-        yield Stack(url, env, process)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with running_stack(tmp_path_factory.mktemp("run")) as running:
+        yield running
 
 
 def wait_status(client: httpx.Client, mid: str, headers: dict[str, str], timeout: float = 90) -> dict:

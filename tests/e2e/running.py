@@ -1,0 +1,83 @@
+"""Starting `hl7lake up` as a user would, on free ports, for the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import external_env, free_port
+
+
+@dataclass
+class RunningStack:
+    url: str
+    mllp_port: int
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+    def token(self, user: str) -> dict[str, str]:
+        """Authorization header from `hl7lake token`, run with only what a user's second terminal has."""
+        out = subprocess.run(
+            [sys.executable, "-m", "hl7lake", "token", "--user", user],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return {"Authorization": f"Bearer {out.stdout.strip()}"}
+
+
+def _ready(url: str, mllp_port: int) -> bool:
+    try:
+        if httpx.get(f"{url}/readyz", timeout=2).status_code != 200:
+            return False
+    except httpx.HTTPError:
+        return False
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", mllp_port)) == 0
+
+
+@contextmanager
+def running_stack(run_dir: Path, timeout: float = 120) -> Iterator[RunningStack]:
+    emulator_port, gateway_port, mllp_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HL7LAKE_"))}
+    env.update(
+        HL7LAKE_EMULATOR_PORT=str(emulator_port),
+        HL7LAKE_PORT=str(gateway_port),
+        HL7LAKE_MLLP_PORT=str(mllp_port),
+        HL7LAKE_RUN_DIR=str(run_dir),
+        HL7LAKE_WAIT_SECONDS="1",
+    )
+    env.update(external_env(), HL7LAKE_PREFIX=f"e2e{uuid.uuid4().hex[:8]}")
+    process = subprocess.Popen([sys.executable, "-m", "hl7lake", "up"], env=env)
+    url = f"http://127.0.0.1:{gateway_port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while not _ready(url, mllp_port):
+            if process.poll() is not None:
+                raise AssertionError(f"hl7lake up exited with {process.returncode}")
+            if time.monotonic() > deadline:
+                raise AssertionError("stack (gateway and MLLP listener) not ready in time")
+            time.sleep(0.2)
+        yield RunningStack(url, mllp_port, env, process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
