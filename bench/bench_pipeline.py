@@ -56,6 +56,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--latency-samples", type=int, default=20)
     args = parser.parse_args()
     emulator_port, port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HL7LAKE_"))}
@@ -128,6 +129,21 @@ def main() -> int:
             f"end-to-end: {len(e2e) / total:7.1f} msg/s   "
             f"p50 {pct(e2e, 0.5):6.1f} ms   p95 {pct(e2e, 0.95):6.1f} ms "
             f"(POST → catalog 'parsed', observed by polling the list API)"
+        )
+        # Unloaded latency: one message at a time, each followed until the catalog says parsed.
+        single: list[float] = []
+        for n in range(args.latency_samples):
+            body = unique(bodies[n % len(bodies)], 10_000_000 + n)
+            t0 = time.monotonic()
+            mid = client.post("/v1/messages", content=body, headers=headers).json()["id"]
+            while client.get(f"/v1/messages/{mid}", headers=headers).json().get("status") != "parsed":
+                if time.monotonic() - t0 > 60:
+                    raise TimeoutError(mid)
+                time.sleep(0.005)
+            single.append(time.monotonic() - t0)
+        print(
+            f"unloaded  : one at a time, POST → parsed   p50 {pct(single, 0.5):6.1f} ms   "
+            f"p95 {pct(single, 0.95):6.1f} ms   ({len(single)} messages)"
         )
         return 0 if len(e2e) == len(messages) else 1
     finally:

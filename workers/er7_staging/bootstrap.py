@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from hub import aws
 from hub.consumer import Handler
 from hub.payloads import S3PayloadStore
@@ -14,12 +17,23 @@ from workers.er7_staging.handler import Er7StagingHandler
 NAME = "er7-staging"
 
 
-def build_handler(settings: WorkerSettings) -> Handler:
+class StagingSettings(BaseSettings):
+    """This worker's own settings (the shared ones are ``WorkerSettings``)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_ignore_empty=True)
+
+    # HL7LAKE_VALIDATE: also check each parsed message against its HL7 version (hl7apy) and send
+    # the findings to the catalog. Off by default: ~50 ms of CPU per message (bench/bench_validation.py).
+    validate_messages: bool = Field(default=False, validation_alias="HL7LAKE_VALIDATE")
+
+
+def build_handler(settings: WorkerSettings, staging: StagingSettings | None = None) -> Handler:
+    staging = staging or StagingSettings()
     sns = aws.client("sns", settings.region)
     payloads = S3PayloadStore(aws.client("s3", settings.region), settings.payload_bucket_name)
     topic_arn = settings.topic_arn or aws.resolve_topic_arn(sns, settings.topic_name)
     publisher = SnsPublisher(sns, topic_arn, payloads, settings.max_inline_bytes)
-    return Er7StagingHandler(publisher, payloads).handle
+    return Er7StagingHandler(publisher, payloads, validate=staging.validate_messages).handle
 
 
 def run(settings: WorkerSettings | None = None, stop: threading.Event | None = None) -> None:

@@ -1,4 +1,10 @@
-"""ER7 staging: normalize and parse a received message, publish the result or a precise failure."""
+"""ER7 staging: normalize and parse a received message, publish the result or a precise failure.
+
+With ``validate=True`` (``HL7LAKE_VALIDATE``) a parsed message is also checked against its HL7
+version (``validation.validate``): the findings travel in the parsed event's envelope
+(``extra["findings"]``) to the catalog; the document is the same either way, and no finding ever
+turns a parsed message into a failure.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +15,17 @@ from hub.er7 import Er7Error
 from hub.events import Envelope, Event, Format
 from hub.payloads import PayloadStore, load_payload
 from hub.publisher import Publisher
+from workers.er7_staging import validation
 from workers.er7_staging.document import parse_document
 
 log = logging.getLogger(__name__)
 
 
 class Er7StagingHandler:
-    def __init__(self, publisher: Publisher, payloads: PayloadStore) -> None:
+    def __init__(self, publisher: Publisher, payloads: PayloadStore, *, validate: bool = False) -> None:
         self._publisher = publisher
         self._payloads = payloads
+        self._validate = validate
 
     def handle(self, envelope: Envelope) -> None:
         text = str(load_payload(envelope, self._payloads))
@@ -32,13 +40,23 @@ class Er7StagingHandler:
             self._fail(envelope, {"reason": f"internal parser error ({exc.__class__.__name__})"})
             return
         cpu_ms = (time.process_time() - started) * 1000
-        self._publisher.publish(envelope.derive(Event.PARSED, Format.JSON, payload=document))
+        extra, checked = envelope.extra, ""
+        if self._validate:
+            started = time.process_time()
+            findings = validation.validate(text, document["header"]["version"])  # never raises
+            extra = {**extra, "findings": findings}
+            # the count only in the logs: findings name positions and codes, never values
+            checked = (
+                f" findings={len(findings)} validate_cpu_ms={(time.process_time() - started) * 1000:.1f}"
+            )
+        self._publisher.publish(envelope.derive(Event.PARSED, Format.JSON, payload=document, extra=extra))
         log.info(
-            "parsed id=%s type=%s segments=%d cpu_ms=%.2f",
+            "parsed id=%s type=%s segments=%d cpu_ms=%.2f%s",
             envelope.id,
             envelope.message_type,
             len(document["segments"]),
             cpu_ms,
+            checked,
         )
 
     def _fail(self, envelope: Envelope, error: dict[str, object]) -> None:
