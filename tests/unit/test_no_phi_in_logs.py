@@ -1,0 +1,51 @@
+"""No message body or patient data in logs: run every path with a recognisable patient and read the logs."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from gateway.dedup import MemoryDedupStore
+from gateway.ingest import IngestService, MediaType
+from gateway.problems import Problem
+from hub.memory import MemoryHub
+from lake.catalog import MemoryCatalog
+from lake.objects import MemoryObjectStore
+from lake.writer import LakeWriter
+from workers.er7_staging.handler import Er7StagingHandler
+
+SECRETS = ("ZZSURNAMEQ", "ZZGIVENQ", "MRN8675309", "19451231")
+GOOD = (
+    "MSH|^~\\&|LAB|HOSP|LAKE|AWS|20260101||ADT^A01|C1|P|2.5\r"
+    "PID|1||MRN8675309^^^HOSP||ZZSURNAMEQ^ZZGIVENQ||19451231|F\r"
+)
+BAD_BODY = GOOD.replace("PID|1", "pid|1")  # staging fails on the segment id
+NO_TYPE = GOOD.replace("ADT^A01", "")  # the gateway rejects it
+
+
+def test_no_patient_data_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    hub = MemoryHub()
+    ingest = IngestService(MemoryDedupStore(), hub)
+    media = MediaType("application/hl7-v2", None)
+    staging = Er7StagingHandler(hub, hub.payloads, validate=True)
+    lake = LakeWriter(MemoryObjectStore(), MemoryCatalog(), hub.payloads)
+
+    ingest.ingest(GOOD.encode(), media, "hospital-a")
+    ingest.ingest(BAD_BODY.replace("C1", "C2").encode(), media, "hospital-a")
+    for body in (GOOD, NO_TYPE):  # a duplicate and a rejected message
+        with pytest.raises(Problem):
+            ingest.ingest(body.encode(), media, "hospital-a")
+    batch = GOOD.replace("C1", "C3") + GOOD.replace("C1", "C4").replace("|F\r", "|M\r")
+    ingest.ingest(batch.encode(), media, "hospital-a")
+    for event in hub.drain("er7-staging"):
+        staging.handle(event)
+    for event in hub.drain("lake-writer"):
+        lake.handle(event)
+
+    assert len(hub.published) >= 8  # received, parsed, failed and rejected events all ran
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "accepted id=" in text and "parse failed id=" in text and "rejected id=" in text
+    leaked = [secret for secret in SECRETS if secret in text]
+    assert leaked == []
