@@ -335,3 +335,12 @@ def test_hub_down_mid_batch_is_503_and_the_retry_completes_it(stack: Stack) -> N
     assert stack.post(batch_body(MSG, second)).status_code == 503
     retry = stack.post(batch_body(MSG, second)).json()
     assert [m["status"] for m in retry["messages"]] == ["duplicate", "accepted"]
+
+
+def test_batch_over_hl7_http_gets_one_ack(stack: Stack) -> None:
+    second = MSG.replace(b"CTRL-1", b"CTRL-2").replace(b"DOE", b"ROE")
+    response = stack.post(MSG + second, headers={"Accept": "application/hl7-v2"})
+    assert response.status_code == 202
+    assert response.headers["content-type"].startswith("application/hl7-v2")
+    assert b"MSA|AA|CTRL-1" in response.content
+    assert len(stack.hub.published) == 2
