@@ -96,6 +96,32 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _cmd_dlq(args: argparse.Namespace) -> int:
+    configure("dlq")
+    from hub import aws, dlq
+    from hub.runtime import WorkerSettings
+    from hub.topology import subscription
+
+    settings = WorkerSettings()
+    try:
+        sub = subscription(args.name)
+    except LookupError as exc:
+        print(f"hl7lake dlq: {exc}", file=sys.stderr)
+        return 2
+    sqs = aws.client("sqs", settings.region)
+    dlq_url = sqs.get_queue_url(QueueName=settings.dlq_name(sub.name))["QueueUrl"]
+    if args.redrive:
+        queue_url = sqs.get_queue_url(QueueName=settings.queue_name(sub.name))["QueueUrl"]
+        print(json.dumps({"redriven": dlq.redrive(sqs, dlq_url, queue_url)}))
+        return 0
+    letters = dlq.peek(sqs, dlq_url, args.limit)
+    for letter in letters:
+        print(json.dumps({"id": letter.message_id, "event": letter.event, "tries": letter.receive_count,
+                          "reason": letter.reason}))  # fmt: skip
+    print(f"{len(letters)} message(s) in {settings.dlq_name(sub.name)}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hl7lake", description="HL7 v2 data lake on AWS (or its emulator).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("files", nargs="+")
     parse.add_argument("--charset", help="override MSH-18 (e.g. cp1252)")
     parse.set_defaults(func=_cmd_parse)
+    dead = sub.add_parser("dlq", help="list a worker's dead-letter queue (ids, never bodies) or redrive it")
+    dead.add_argument("name", help="er7-staging or lake-writer")
+    dead.add_argument("--redrive", action="store_true", help="move every message back to the worker's queue")
+    dead.add_argument("--limit", type=int, default=100)
+    dead.set_defaults(func=_cmd_dlq)
     health = sub.add_parser("healthcheck", help="exit 0 when a service is healthy (container health checks)")
     target = health.add_mutually_exclusive_group(required=True)
     target.add_argument(

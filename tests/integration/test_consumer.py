@@ -68,3 +68,26 @@ def test_stop_finishes_promptly(stack, sqs) -> None:
     stop.set()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_dead_letters_can_be_listed_and_redriven(stack, sqs) -> None:
+    from hub import dlq
+
+    settings, result = stack
+    url = result.queues["er7-staging"]
+    dlq_url = sqs.get_queue_url(QueueName=settings.dlq_name("er7-staging"))["QueueUrl"]
+    for n in (7, 8):
+        sqs.send_message(QueueUrl=dlq_url, MessageBody=envelope(n).to_json())
+    sqs.send_message(
+        QueueUrl=dlq_url,
+        MessageBody="not json",
+        MessageAttributes={"reason": {"DataType": "String", "StringValue": "not a hub envelope"}},
+    )
+    letters = dlq.peek(sqs, dlq_url)
+    assert sorted(str(letter.message_id) for letter in letters) == ["ID7", "ID8", "None"]
+    assert any(letter.reason == "not a hub envelope" for letter in letters)
+    assert len(dlq.peek(sqs, dlq_url)) == 3  # looking removed nothing
+    assert dlq.redrive(sqs, dlq_url, url) == 3
+    assert dlq.peek(sqs, dlq_url) == []
+    back = drain(sqs, url, expect=3)
+    assert "not json" in [m["Body"] for m in back] and len(back) == 3
