@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 
 from hub.er7 import Er7Error
 from hub.events import Envelope, Event, Format
@@ -36,7 +37,15 @@ class Er7StagingHandler:
             self._fail(envelope, err.to_dict())
             return
         except Exception as exc:  # a parser bug must not poison the queue: report it as a failure
-            log.exception("parser crashed id=%s", envelope.id)
+            # Where, not what: an exception's text may quote message content (no PHI in logs).
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error(
+                "parser crashed id=%s error=%s at %s:%s",
+                envelope.id,
+                exc.__class__.__name__,
+                frame.filename.rsplit("/", 1)[-1],
+                frame.lineno,
+            )
             self._fail(envelope, {"reason": f"internal parser error ({exc.__class__.__name__})"})
             return
         cpu_ms = (time.process_time() - started) * 1000
