@@ -153,3 +153,15 @@ def test_rejected_raw_bytes_land_in_errors_area() -> None:
     assert objects.objects[key][0] == raw
     item = catalog.items[envelope.id]
     assert item["status"] == "failed" and item["raw"] == f"s3://lake/{key}"
+
+
+def test_parser_crash_becomes_a_failure_without_leaking_text(hub: MemoryHub, monkeypatch, caplog) -> None:
+    import workers.er7_staging.handler as handler_module
+
+    def crash(text: str, *, message_id: str | None = None) -> dict:
+        raise ValueError("value ZZSECRETNAME broke the parser")
+
+    monkeypatch.setattr(handler_module, "parse_document", crash)
+    [event] = run_staging(hub, received())
+    assert event.event is Event.FAILED and "ValueError" in event.error["reason"]
+    assert "parser crashed" in caplog.text and "ZZSECRETNAME" not in caplog.text
