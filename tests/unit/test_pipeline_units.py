@@ -13,6 +13,7 @@ from lake import layout
 from lake.catalog import MemoryCatalog
 from lake.objects import MemoryObjectStore
 from lake.writer import LakeWriter
+from tests.factories import received_envelope
 from workers.er7_staging.handler import Er7StagingHandler
 
 MSG = (
@@ -22,17 +23,7 @@ MSG = (
 
 
 def received(payload: str = MSG, message_id: str = "01JTEST0000000000000000001") -> Envelope:
-    return Envelope(
-        event=Event.RECEIVED,
-        id=message_id,
-        source="hospital/a",
-        received_at="2026-01-02T03:04:05.000Z",
-        message_type="ADT^A01",
-        control_id="CTRL-1",
-        format=Format.ER7,
-        payload=payload,
-        digest="d" * 64,
-    )
+    return received_envelope(payload, message_id, source="hospital/a")
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from hub.er7 import Er7Error, decode, split_batch
-from hub.events import Envelope, Event, Format
+from hub.events import Envelope, Event
 from hub.memory import MemoryHub
 from lake.catalog import MemoryCatalog
 from lake.objects import MemoryObjectStore
 from lake.writer import LakeWriter
+from tests.factories import received_envelope
 from workers.er7_staging import validation
 from workers.er7_staging.document import parse_document
 from workers.er7_staging.handler import Er7StagingHandler
@@ -241,17 +242,7 @@ def test_never_raises_on_any_corpus_message() -> None:
 
 
 def received(payload: str) -> Envelope:
-    return Envelope(
-        event=Event.RECEIVED,
-        id="01JTEST0000000000000000001",
-        source="hospital-a",
-        received_at="2026-01-02T03:04:05.000Z",
-        message_type="ADT^A01",
-        control_id="CTRL-1",
-        format=Format.ER7,
-        payload=payload,
-        digest="d" * 64,
-    )
+    return received_envelope(payload)
 
 
 def run_staging(payload: str, *, validate: bool) -> tuple[MemoryHub, Envelope]:
