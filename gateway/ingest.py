@@ -81,12 +81,18 @@ def _bad_message(err: er7.Er7Error, rejected_id: str | None) -> Problem:
 
 @dataclass(frozen=True)
 class BatchLink:
+    """Stored with every member of a batch (catalog `batch`), so the batch can be found from any of them."""
+
     id: str
     index: int
     count: int
+    problems: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "index": self.index, "count": self.count}
+        link: dict[str, Any] = {"id": self.id, "index": self.index, "count": self.count}
+        if self.problems:
+            link["problems"] = list(self.problems)
+        return link
 
 
 class IngestService:
@@ -175,9 +181,10 @@ class IngestService:
         """Each message is accepted, deduplicated or rejected on its own. A 503 stops the batch: the
         sender's retry of the whole body is safe, since what was accepted comes back as duplicates."""
         batch_id = new_message_id()
+        problems = tuple(p.to_dict() for p in batch.problems)
         results: list[dict[str, Any]] = []
         for index, message in enumerate(batch.messages, start=1):
-            link = BatchLink(batch_id, index, len(batch.messages))
+            link = BatchLink(batch_id, index, len(batch.messages), problems)
             try:
                 result = self._one(message, message, source, body_size=len(message), link=link)
             except Problem as problem:
@@ -199,7 +206,7 @@ class IngestService:
                 "messages": len(results),
                 **counts,
                 "declaredCounts": batch.declared_counts,
-                "problems": [p.to_dict() for p in batch.problems],
+                "problems": list(problems),
             },
             "messages": results,
         }

@@ -320,6 +320,7 @@ def test_batch_count_mismatch_is_reported(stack: Stack) -> None:
     assert result["batch"]["accepted"] == 1
     [problem] = result["batch"]["problems"]
     assert problem["field"] == "BTS-1" and "2" in problem["reason"]
+    assert stack.hub.published[0].batch["problems"] == [problem]  # kept with the member, in the catalog
 
 
 def test_messages_without_envelope_are_split(stack: Stack) -> None:
