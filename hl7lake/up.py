@@ -55,11 +55,14 @@ def wait_tcp(host: str, port: int, timeout: float) -> None:
 
 def _banner(settings: UpSettings) -> str:
     url = f"http://{settings.host}:{settings.port}"
+    token_env = "" if settings.emulator_port == 4566 else f"HL7LAKE_EMULATOR_PORT={settings.emulator_port} "
+    if settings.emulator != "embedded":
+        token_env = ""  # `hl7lake token` uses the same AWS_ENDPOINT_URL / credentials as this shell
     return f"""
 hl7lake is up: gateway {url} (docs {url}/docs), AWS endpoint {os.environ.get("AWS_ENDPOINT_URL", "AWS")}
 
   # 1. get a token (dev users and passwords: hl7lake/dev-users.yaml)
-  TOKEN=$(.venv/bin/hl7lake token --user sender@hospital-a.example)
+  TOKEN=$({token_env}.venv/bin/hl7lake token --user sender@hospital-a.example)
   # 2. send a message
   curl -s -X POST {url}/v1/messages -H "Authorization: Bearer $TOKEN" \\
        -H "Content-Type: application/hl7-v2" --data-binary @../shared/hl7-corpus/messages/050-ADT_A01-2.5.hl7
