@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from gateway.bootstrap import find_client, find_user_pool
 from hl7lake.intrinsics import StackContext, resolve
 
 log = logging.getLogger(__name__)
@@ -125,43 +126,38 @@ def _table_ttl(clients: Clients, props: dict[str, Any]) -> str | None:
     return f"TTL of {props['TableName']}"
 
 
-def find_user_pool(cognito: Any, name: str) -> str | None:
-    for page in cognito.get_paginator("list_user_pools").paginate(MaxResults=60):
-        for pool in page["UserPools"]:
-            if pool["Name"] == name:
-                return str(pool["Id"])
-    return None
-
-
 def _user_pool(clients: Clients, props: dict[str, Any]) -> str:
     cognito = clients("cognito-idp")
-    pool_id = find_user_pool(cognito, props["UserPoolName"])
-    if pool_id is None:
-        schema = [
-            {k: (_bool(v) if k in ("Required", "Mutable") else v) for k, v in attr.items()}
-            for attr in props["Schema"]
-        ]
-        policy = {
-            k: (_bool(v) if k.startswith("Require") else int(v))
-            for k, v in props["Policies"]["PasswordPolicy"].items()
-        }
-        pool_id = cognito.create_user_pool(
+    try:
+        return find_user_pool(cognito, props["UserPoolName"])
+    except LookupError:
+        pass
+    schema = [
+        {k: (_bool(v) if k in ("Required", "Mutable") else v) for k, v in attr.items()}
+        for attr in props["Schema"]
+    ]
+    policy = {
+        k: (_bool(v) if k.startswith("Require") else int(v))
+        for k, v in props["Policies"]["PasswordPolicy"].items()
+    }
+    return str(
+        cognito.create_user_pool(
             PoolName=props["UserPoolName"],
             UsernameAttributes=props.get("UsernameAttributes", []),
             AutoVerifiedAttributes=props.get("AutoVerifiedAttributes", []),
             Policies={"PasswordPolicy": policy},
             Schema=schema,
         )["UserPool"]["Id"]
-    return str(pool_id)
+    )
 
 
 def _user_pool_client(clients: Clients, props: dict[str, Any]) -> str:
     cognito = clients("cognito-idp")
     pool_id = props["UserPoolId"]
-    for page in cognito.get_paginator("list_user_pool_clients").paginate(UserPoolId=pool_id, MaxResults=60):
-        for client in page["UserPoolClients"]:
-            if client["ClientName"] == props["ClientName"]:
-                return str(client["ClientId"])
+    try:
+        return find_client(cognito, pool_id, props["ClientName"])
+    except LookupError:
+        pass
     return str(
         cognito.create_user_pool_client(
             UserPoolId=pool_id,
