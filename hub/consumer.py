@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ class ConsumerStats:
     succeeded: int = 0
     retried: int = 0
     dead_lettered: int = 0
-    last_poll: float = field(default_factory=time.monotonic)
 
 
 def backoff_seconds(receive_count: int, base: int, maximum: int) -> int:
@@ -86,7 +84,6 @@ class SqsConsumer:
             WaitTimeSeconds=self._wait_seconds,
             AttributeNames=["ApproximateReceiveCount"],
         )
-        self.stats.last_poll = time.monotonic()
         if self._heartbeat is not None:
             self._heartbeat.touch()
         messages = response.get("Messages", [])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from hub.events import Attr, Event, Format
 
@@ -37,7 +36,3 @@ def subscription(name: str) -> Subscription:
     except KeyError:
         known = ", ".join(sorted(SUBSCRIPTIONS))
         raise LookupError(f"unknown subscriber {name!r} (known: {known})") from None
-
-
-def filter_policy_json(sub: Subscription) -> dict[str, Any]:
-    return dict(sub.filter_policy)

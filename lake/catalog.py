@@ -14,7 +14,6 @@ from typing import Any, Protocol
 from boto3.dynamodb.types import TypeSerializer
 
 RECEIVED, PARSED, FAILED = "received", "parsed", "failed"
-SOURCE_INDEX = "bySource"
 
 
 @dataclass(frozen=True)
