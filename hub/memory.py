@@ -31,9 +31,8 @@ class MemoryHub:
         if self.fail_next:
             self.fail_next -= 1
             raise HubUnavailable("hub unavailable: simulated")
-        envelope = offload_if_large(envelope, self.payloads, self.max_inline_bytes)
         # Round-trip through JSON so tests see exactly what subscribers would receive.
-        envelope = Envelope.from_json(envelope.to_json())
+        envelope = Envelope.from_json(offload_if_large(envelope, self.payloads, self.max_inline_bytes)[1])
         self.published.append(envelope)
         attributes = envelope.attributes()
         for name, sub in self.subscriptions.items():

@@ -49,13 +49,15 @@ def _encode(envelope: Envelope) -> bytes:
     return str(envelope.payload).encode("utf-8")
 
 
-def offload_if_large(envelope: Envelope, store: PayloadStore, max_inline_bytes: int) -> Envelope:
-    """Returns the envelope to publish: unchanged, or with its payload moved to the store."""
-    if envelope.payload is None or len(envelope.to_json().encode()) <= max_inline_bytes:
-        return envelope
+def offload_if_large(envelope: Envelope, store: PayloadStore, max_inline_bytes: int) -> tuple[Envelope, str]:
+    """The envelope to publish (unchanged, or with its payload moved to the store) and its JSON body."""
+    body = envelope.to_json()
+    if envelope.payload is None or len(body.encode()) <= max_inline_bytes:
+        return envelope, body
     key = f"payloads/{envelope.event.value}/{envelope.id}.{envelope.format.value}"
     ref = store.put(key, _encode(envelope))
-    return Envelope(**{**envelope.__dict__, "payload": None, "payload_ref": ref})
+    offloaded = Envelope(**{**envelope.__dict__, "payload": None, "payload_ref": ref})
+    return offloaded, offloaded.to_json()
 
 
 def load_payload(envelope: Envelope, store: PayloadStore) -> Any:

@@ -28,10 +28,10 @@ class SnsPublisher:
 
     def publish(self, envelope: Envelope) -> str:
         try:
-            envelope = offload_if_large(envelope, self._payloads, self._max_inline)
+            envelope, body = offload_if_large(envelope, self._payloads, self._max_inline)
             response = self._sns.publish(
                 TopicArn=self._topic_arn,
-                Message=envelope.to_json(),
+                Message=body,
                 MessageAttributes={
                     k: {"DataType": "String", "StringValue": v} for k, v in envelope.attributes().items()
                 },
