@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from gateway.auth import Principal
 from gateway.dedup import ClaimState, DedupStore, DedupUnavailable
 from gateway.problems import Problem, unavailable
 from hub import er7
-from hub.events import Envelope, Event, Format
+from hub.events import Envelope, Event, Format, utc_timestamp
 from hub.ids import new_message_id
 from hub.publisher import HubUnavailable, Publisher
 
@@ -68,10 +67,6 @@ def choose_source(principal: Principal, requested: str | None) -> str:
             details={"allowed": list(principal.write)},
         )
     return principal.write[0]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _bad_message(err: er7.Er7Error, rejected_id: str | None) -> Problem:
@@ -144,7 +139,7 @@ class IngestService:
                 event=Event.RECEIVED,
                 id=message_id,
                 source=source,
-                received_at=_now(),
+                received_at=utc_timestamp(),
                 message_type=header.message_type,
                 control_id=header.control_id,
                 format=Format.ER7,
@@ -223,7 +218,7 @@ class IngestService:
             event=Event.FAILED,
             id=rejected_id,
             source=source,
-            received_at=_now(),
+            received_at=utc_timestamp(),
             message_type="unknown",
             control_id="",
             format=Format.TEXT,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -40,6 +41,11 @@ class Attr(StrEnum):
 
 MAX_ATTRIBUTES = 10
 assert len(Attr) <= MAX_ATTRIBUTES
+
+
+def utc_timestamp() -> str:
+    """The hub's timestamps (receivedAt, updatedAt): UTC, milliseconds, `Z` suffix; they sort as text."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class EnvelopeError(ValueError):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from boto3.dynamodb.types import TypeSerializer
+
+from hub.events import utc_timestamp
 
 RECEIVED, PARSED, FAILED = "received", "parsed", "failed"
 
@@ -54,10 +55,6 @@ class Catalog(Protocol):
     def record_failed(self, entry: CatalogEntry, error_uri: str, error: dict[str, Any]) -> None: ...
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class DynamoCatalog:
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._ddb = dynamodb
@@ -73,7 +70,7 @@ class DynamoCatalog:
         remove: tuple[str, ...] = (),
     ) -> None:
         ser = TypeSerializer()
-        values = {**entry.attributes(), **sets, "updatedAt": _now()}
+        values = {**entry.attributes(), **sets, "updatedAt": utc_timestamp()}
         names = {f"#a{i}": k for i, k in enumerate(values)}
         expr_values = {f":v{i}": ser.serialize(v) for i, v in enumerate(values.values())}
         clauses = [f"#a{i} = :v{i}" for i in range(len(values))]
@@ -127,7 +124,7 @@ class MemoryCatalog:
         item = self.items.setdefault(entry.id, {"id": entry.id})
         item.update(entry.attributes())
         item.update(sets)
-        item["updatedAt"] = _now()
+        item["updatedAt"] = utc_timestamp()
         return item
 
     def record_received(self, entry: CatalogEntry, raw_uri: str) -> None:
