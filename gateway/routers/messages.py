@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -234,6 +233,4 @@ def list_messages(
 
 
 def problem_response(problem: Problem) -> JSONResponse:
-    return JSONResponse(
-        json.loads(json.dumps(problem.body())), status_code=problem.status, headers=problem.headers
-    )
+    return JSONResponse(problem.body(), status_code=problem.status, headers=problem.headers)
