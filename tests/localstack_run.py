@@ -8,20 +8,15 @@ and removes the containers afterwards, whatever happened.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
+from hl7lake.emulator import free_port
+
 LOCALSTACK_IMAGE = os.environ.get("LOCALSTACK_IMAGE", "localstack/localstack:4.14.0")
 COGNITO_IMAGE = "motoserver/moto:5.2.5"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait(url: str, timeout: float = 120) -> None:
