@@ -5,21 +5,13 @@ from __future__ import annotations
 import threading
 
 from hub.consumer import SqsConsumer, backoff_seconds
-from hub.events import Envelope, Event, Format
+from hub.events import Envelope
+from tests.factories import received_envelope
 from tests.integration.conftest import drain, wait_for
 
 
 def envelope(n: int) -> Envelope:
-    return Envelope(
-        event=Event.RECEIVED,
-        id=f"ID{n}",
-        source="s",
-        received_at="2026-01-01T00:00:00Z",
-        message_type="ADT^A01",
-        control_id=str(n),
-        format=Format.ER7,
-        payload="MSH|",
-    )
+    return received_envelope("MSH|", message_id=f"ID{n}")
 
 
 def test_backoff_doubles_and_caps() -> None:
