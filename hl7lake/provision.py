@@ -4,6 +4,7 @@ infrastructure), fills what an emulator's CloudFormation skips, and seeds the de
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ from typing import Any
 from gateway.bootstrap import find_client, find_user_pool
 from gateway.config import GatewaySettings
 from hl7lake.devusers import DevUser, load_dev_users
-from hl7lake.emulator_gaps import fill_gaps
+from hl7lake.emulator_gaps import Clients, fill_gaps
 from hl7lake.intrinsics import StackContext
 from hl7lake.templates import STACKS, load_template
 from hub import aws
@@ -81,20 +82,16 @@ def deploy_stack(cf: Any, name: str, template: dict[str, Any], parameters: dict[
     _wait(cf, name)
 
 
-def _get_att(region: str) -> Any:
+def _get_att(clients: Clients) -> Any:
     def get_att(kind: str, physical: str, attribute: str) -> str:
         if attribute == "Arn":
             if kind == "AWS::SQS::Queue":
-                attrs = aws.client("sqs", region).get_queue_attributes(
-                    QueueUrl=physical, AttributeNames=["QueueArn"]
-                )
+                attrs = clients("sqs").get_queue_attributes(QueueUrl=physical, AttributeNames=["QueueArn"])
                 return str(attrs["Attributes"]["QueueArn"])
             if kind == "AWS::S3::Bucket":
                 return f"arn:aws:s3:::{physical}"
             if kind == "AWS::DynamoDB::Table":
-                return str(
-                    aws.client("dynamodb", region).describe_table(TableName=physical)["Table"]["TableArn"]
-                )
+                return str(clients("dynamodb").describe_table(TableName=physical)["Table"]["TableArn"])
             if kind == "AWS::SNS::Topic":
                 return physical
         raise LookupError(f"cannot resolve {kind}.{attribute}")
@@ -103,12 +100,13 @@ def _get_att(region: str) -> Any:
 
 
 def stack_context(
-    cf: Any, name: str, template: dict[str, Any], parameters: dict[str, str], region: str
+    clients: Clients, name: str, template: dict[str, Any], parameters: dict[str, str], region: str
 ) -> StackContext:
+    cf = clients("cloudformation")
     resources = cf.describe_stack_resources(StackName=name)["StackResources"]
     pages = cf.get_paginator("list_exports").paginate()
     exports = {e["Name"]: e["Value"] for page in pages for e in page["Exports"] if e.get("Value")}
-    account = aws.client("sts", region).get_caller_identity()["Account"]
+    account = clients("sts").get_caller_identity()["Account"]
     return StackContext(
         parameters={
             **parameters,
@@ -122,7 +120,7 @@ def stack_context(
             r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r.get("LogicalResourceId")
         },
         exports=exports,
-        get_att=_get_att(region),
+        get_att=_get_att(clients),
         resource_types={k: v["Type"] for k, v in template["Resources"].items()},
     )
 
@@ -150,23 +148,24 @@ def provision(
 ) -> ProvisionResult:
     settings = settings or GatewaySettings()
     region = settings.region
-    cf = aws.client("cloudformation", region)
+    # One client per service for the whole run: creating a boto3 client costs tens of milliseconds.
+    clients: Clients = functools.cache(lambda service: aws.client(service, region))
+    cf = clients("cloudformation")
     parameters = {
         "Prefix": settings.prefix,
         "CoreStackName": stack_name(settings.prefix, "core"),
         "MaxReceiveCount": str(max_receive_count),
     }
-    clients = lambda service: aws.client(service, region)  # noqa: E731
     deployed = []
     for short in STACKS:
         name, template = stack_name(settings.prefix, short), load_template(short)
         deploy_stack(cf, name, template, parameters)
         if emulated():
-            fill_gaps(template, stack_context(cf, name, template, parameters, region), clients)
+            fill_gaps(template, stack_context(clients, name, template, parameters, region), clients)
         deployed.append(name)
-    sqs, cognito = aws.client("sqs", region), aws.client("cognito-idp", region)
+    sqs, cognito = clients("sqs"), clients("cognito-idp")
     queues = {n: str(sqs.get_queue_url(QueueName=settings.queue_name(n))["QueueUrl"]) for n in SUBSCRIPTIONS}
-    topic_arn = aws.resolve_topic_arn(aws.client("sns", region), settings.topic_name)
+    topic_arn = aws.resolve_topic_arn(clients("sns"), settings.topic_name)
     pool_id = settings.user_pool_id or find_user_pool(cognito, settings.user_pool)
     client_id = settings.client_id or find_client(cognito, pool_id, settings.client_name)
     users = load_dev_users() if dev_users else []
