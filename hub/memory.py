@@ -7,6 +7,7 @@ from collections import defaultdict, deque
 
 from hub.events import Envelope
 from hub.payloads import MemoryPayloadStore, PayloadStore, offload_if_large
+from hub.publisher import HubUnavailable
 from hub.topology import SUBSCRIPTIONS, Subscription
 
 
@@ -26,8 +27,6 @@ class MemoryHub:
         self._ids = itertools.count(1)
 
     def publish(self, envelope: Envelope) -> str:
-        from hub.publisher import HubUnavailable
-
         if self.fail_next:
             self.fail_next -= 1
             raise HubUnavailable("hub unavailable: simulated")
