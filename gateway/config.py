@@ -10,8 +10,10 @@ class GatewaySettings(HubSettings):
     port: int = 8080
     max_body_bytes: int = 10 * 1024 * 1024
     dedup_ttl_seconds: int = 7 * 24 * 3600
-    # How long an unfinished ingest blocks a retry of the same message (crash between claim and publish).
-    in_progress_seconds: int = 60
+    # How long an unfinished ingest holds its claim before a retry of the same message takes it over
+    # (same id: a takeover never doubles the message). Above the worst-case time of one ingest with
+    # bounded AWS calls, so a slow request is rarely taken over.
+    in_progress_seconds: int = 15
     # Cognito: found by name when not given.
     user_pool_id: str | None = None
     client_id: str | None = None

@@ -1,15 +1,24 @@
 """Self-managed deduplication (Powertools-style idempotency records in DynamoDB).
 
 A record per (source, SHA-256 of the normalized message): INPROGRESS while the gateway publishes,
-COMPLETED once the message is in the hub. A failed publish deletes its claim, so the sender's retry
-is not mistaken for a duplicate; a claim left by a crash expires after `in_progress_seconds`.
+COMPLETED once the message is in the hub. The record names the message id and receipt time the
+message was given, so that whatever happens to the request holding the claim, the message keeps
+that identity:
+
+- a publish that failed (or timed out, and so may have reached the hub after all) *abandons* the
+  claim: the sender's retry takes it over at once;
+- a claim left by a crashed front door goes stale after ``in_progress_seconds`` and is taken over
+  by the sender's retry.
+
+A takeover republishes under the claim's id and receipt time, so if the first publish did reach the
+hub the second is the very same message (the lake writer is idempotent by id): never two entries.
 Control ids (MSH-10) get a record of their own to flag reuse with different content.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -29,14 +38,18 @@ class ClaimState(StrEnum):
 class Claim:
     state: ClaimState
     message_id: str
+    received_at: str
+    # True when this claim took over one that was abandoned or left by a crash: the message may
+    # already be in the hub under this id.
+    resumed: bool = False
 
 
 class DedupStore(Protocol):
-    def claim(self, key: str, message_id: str) -> Claim: ...
+    def claim(self, key: str, message_id: str, received_at: str) -> Claim: ...
 
-    def complete(self, key: str, message_id: str) -> None: ...
+    def complete(self, key: str, claim: Claim) -> None: ...
 
-    def release(self, key: str, message_id: str) -> None: ...
+    def abandon(self, key: str, claim: Claim) -> None: ...
 
     def control_id_reused(self, source: str, control_id: str, digest: str, message_id: str) -> bool: ...
 
@@ -45,11 +58,19 @@ INPROGRESS, COMPLETED = "INPROGRESS", "COMPLETED"
 
 
 class DynamoDedupStore:
-    def __init__(self, dynamodb: Any, table: str, ttl_seconds: int, in_progress_seconds: int) -> None:
+    def __init__(
+        self,
+        dynamodb: Any,
+        table: str,
+        ttl_seconds: int,
+        in_progress_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._ddb = dynamodb
         self._table = table
         self._ttl = ttl_seconds
         self._in_progress = in_progress_seconds
+        self._clock = clock
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         try:
@@ -59,62 +80,92 @@ class DynamoDedupStore:
         except Exception as exc:
             raise DedupUnavailable(f"dedup table unavailable: {exc.__class__.__name__}") from exc
 
-    def claim(self, key: str, message_id: str) -> Claim:
-        now = int(time.time())
+    def _record(self, key: str, status: str, message_id: str, received_at: str, now: int) -> dict[str, Any]:
+        return {
+            "key": {"S": key},
+            "status": {"S": status},
+            "messageId": {"S": message_id},
+            "receivedAt": {"S": received_at},
+            "inProgressUntil": {"N": str(now + self._in_progress)},
+            "expiresAt": {"N": str(now + self._ttl)},
+        }
+
+    def claim(self, key: str, message_id: str, received_at: str) -> Claim:
+        now = int(self._clock())
+        try:
+            # One round trip: on a conflict DynamoDB returns the record that is there.
+            self._call(
+                "put_item",
+                Item=self._record(key, INPROGRESS, message_id, received_at, now),
+                # New, or a record past its TTL that DynamoDB has not swept yet.
+                ConditionExpression="attribute_not_exists(#k) OR #e < :now",
+                ExpressionAttributeNames={"#k": "key", "#e": "expiresAt"},
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return Claim(ClaimState.NEW, message_id, received_at)
+        except self._ddb.exceptions.ConditionalCheckFailedException as exc:
+            item = exc.response.get("Item")
+        if item is None:  # an emulator that does not return the old item
+            item = self._call("get_item", Key={"key": {"S": key}}, ConsistentRead=True).get("Item")
+            if item is None:  # deleted between the two calls: the sender's retry will claim it
+                return Claim(ClaimState.IN_PROGRESS, message_id, received_at)
+        holder = Claim(
+            ClaimState.DUPLICATE if item["status"]["S"] == COMPLETED else ClaimState.IN_PROGRESS,
+            item["messageId"]["S"],
+            item.get("receivedAt", {}).get("S", received_at),
+        )
+        if holder.state is ClaimState.IN_PROGRESS and int(item["inProgressUntil"]["N"]) < now:
+            return self._take_over(key, holder, item["inProgressUntil"]["N"], now)
+        return holder
+
+    def _take_over(self, key: str, stale: Claim, stale_until: str, now: int) -> Claim:
         try:
             self._call(
                 "put_item",
-                Item={
-                    "key": {"S": key},
-                    "status": {"S": INPROGRESS},
-                    "messageId": {"S": message_id},
-                    "inProgressUntil": {"N": str(now + self._in_progress)},
-                    "expiresAt": {"N": str(now + self._ttl)},
+                Item=self._record(key, INPROGRESS, stale.message_id, stale.received_at, now),
+                # Exactly this stale claim: of two retries racing for it, one wins.
+                ConditionExpression="#s = :inprogress AND #u = :until AND #m = :id",
+                ExpressionAttributeNames={"#s": "status", "#u": "inProgressUntil", "#m": "messageId"},
+                ExpressionAttributeValues={
+                    ":inprogress": {"S": INPROGRESS},
+                    ":until": {"N": stale_until},
+                    ":id": {"S": stale.message_id},
                 },
-                # New, or a stale claim left by a crash, or a record past its TTL not yet swept.
-                ConditionExpression=(
-                    "attribute_not_exists(#k) OR #e < :now OR (#s = :inprogress AND #u < :now)"
-                ),
-                ExpressionAttributeNames={
-                    "#k": "key",
-                    "#e": "expiresAt",
-                    "#s": "status",
-                    "#u": "inProgressUntil",
-                },
-                ExpressionAttributeValues={":now": {"N": str(now)}, ":inprogress": {"S": INPROGRESS}},
             )
-            return Claim(ClaimState.NEW, message_id)
         except self._ddb.exceptions.ConditionalCheckFailedException:
-            pass
-        item = self._call("get_item", Key={"key": {"S": key}}, ConsistentRead=True).get("Item")
-        if item is None:  # released between our put and get: the caller may simply retry
-            return Claim(ClaimState.IN_PROGRESS, message_id)
-        state = ClaimState.DUPLICATE if item["status"]["S"] == COMPLETED else ClaimState.IN_PROGRESS
-        return Claim(state, item["messageId"]["S"])
+            return Claim(ClaimState.IN_PROGRESS, stale.message_id, stale.received_at)
+        return Claim(ClaimState.NEW, stale.message_id, stale.received_at, resumed=True)
 
-    def complete(self, key: str, message_id: str) -> None:
+    def complete(self, key: str, claim: Claim) -> None:
+        # A conditional put of the whole record: a third of the emulator's cost of an UpdateItem.
         self._call(
-            "update_item",
-            Key={"key": {"S": key}},
-            UpdateExpression="SET #s = :completed",
+            "put_item",
+            Item=self._record(key, COMPLETED, claim.message_id, claim.received_at, int(self._clock())),
             ConditionExpression="#m = :id",
-            ExpressionAttributeNames={"#s": "status", "#m": "messageId"},
-            ExpressionAttributeValues={":completed": {"S": COMPLETED}, ":id": {"S": message_id}},
+            ExpressionAttributeNames={"#m": "messageId"},
+            ExpressionAttributeValues={":id": {"S": claim.message_id}},
         )
 
-    def release(self, key: str, message_id: str) -> None:
-        with contextlib.suppress(self._ddb.exceptions.ConditionalCheckFailedException):
+    def abandon(self, key: str, claim: Claim) -> None:
+        """The publish failed (it may still have reached the hub): let the next retry take over now."""
+        now = int(self._clock())
+        record = self._record(key, INPROGRESS, claim.message_id, claim.received_at, now)
+        record["inProgressUntil"] = {"N": str(now - 1)}
+        try:
             self._call(
-                "delete_item",
-                Key={"key": {"S": key}},
+                "put_item",
+                Item=record,
                 ConditionExpression="#m = :id AND #s = :inprogress",
                 ExpressionAttributeNames={"#m": "messageId", "#s": "status"},
-                ExpressionAttributeValues={":id": {"S": message_id}, ":inprogress": {"S": INPROGRESS}},
+                ExpressionAttributeValues={":id": {"S": claim.message_id}, ":inprogress": {"S": INPROGRESS}},
             )
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            pass  # completed by a racing retry, or taken over: nothing to abandon
 
     def control_id_reused(self, source: str, control_id: str, digest: str, message_id: str) -> bool:
         key = f"ctl#{source}#{control_id}"
-        now = int(time.time())
+        now = int(self._clock())
         try:
             self._call(
                 "put_item",
@@ -134,48 +185,66 @@ class DynamoDedupStore:
 
 
 class MemoryDedupStore:
-    def __init__(self, ttl_seconds: int = 3600, in_progress_seconds: int = 60) -> None:
+    """Same protocol as DynamoDedupStore, on a dict."""
+
+    def __init__(
+        self,
+        ttl_seconds: int = 3600,
+        in_progress_seconds: int = 10,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.records: dict[str, dict[str, Any]] = {}
         self.unavailable = False
         self._ttl = ttl_seconds
         self._in_progress = in_progress_seconds
+        self._clock = clock
 
     def _check(self) -> None:
         if self.unavailable:
             raise DedupUnavailable("dedup table unavailable: simulated")
 
-    def claim(self, key: str, message_id: str) -> Claim:
-        self._check()
-        now = time.time()
-        record = self.records.get(key)
-        if (
-            record is None
-            or record["expiresAt"] < now
-            or (record["status"] == INPROGRESS and record["inProgressUntil"] < now)
-        ):
-            self.records[key] = {
-                "status": INPROGRESS,
-                "messageId": message_id,
-                "inProgressUntil": now + self._in_progress,
-                "expiresAt": now + self._ttl,
-            }
-            return Claim(ClaimState.NEW, message_id)
-        state = ClaimState.DUPLICATE if record["status"] == COMPLETED else ClaimState.IN_PROGRESS
-        return Claim(state, record["messageId"])
+    def _put(self, key: str, status: str, claim: Claim, now: float) -> None:
+        self.records[key] = {
+            "status": status,
+            "messageId": claim.message_id,
+            "receivedAt": claim.received_at,
+            "inProgressUntil": int(now) + self._in_progress,
+            "expiresAt": int(now) + self._ttl,
+        }
 
-    def complete(self, key: str, message_id: str) -> None:
+    def claim(self, key: str, message_id: str, received_at: str) -> Claim:
         self._check()
-        if self.records.get(key, {}).get("messageId") == message_id:
-            self.records[key]["status"] = COMPLETED
+        now = int(self._clock())
+        record = self.records.get(key)
+        if record is None or record["expiresAt"] < now:
+            claim = Claim(ClaimState.NEW, message_id, received_at)
+            self._put(key, INPROGRESS, claim, now)
+            return claim
+        holder = Claim(ClaimState.IN_PROGRESS, record["messageId"], record["receivedAt"])
+        if record["status"] == COMPLETED:
+            return Claim(ClaimState.DUPLICATE, holder.message_id, holder.received_at)
+        if record["inProgressUntil"] < now:
+            self._put(key, INPROGRESS, holder, now)
+            return Claim(ClaimState.NEW, holder.message_id, holder.received_at, resumed=True)
+        return holder
 
-    def release(self, key: str, message_id: str) -> None:
+    def complete(self, key: str, claim: Claim) -> None:
+        self._check()
+        if self.records.get(key, {}).get("messageId") == claim.message_id:
+            self._put(key, COMPLETED, claim, self._clock())
+
+    def abandon(self, key: str, claim: Claim) -> None:
         self._check()
         record = self.records.get(key)
-        if record and record["messageId"] == message_id and record["status"] == INPROGRESS:
-            del self.records[key]
+        if record and record["messageId"] == claim.message_id and record["status"] == INPROGRESS:
+            record["inProgressUntil"] = int(self._clock()) - 1
 
     def control_id_reused(self, source: str, control_id: str, digest: str, message_id: str) -> bool:
         self._check()
         key = f"ctl#{source}#{control_id}"
-        record = self.records.setdefault(key, {"digest": digest, "messageId": message_id})
-        return bool(record["digest"] != digest)
+        now = int(self._clock())
+        record = self.records.get(key)
+        if record is None or record["expiresAt"] < now or record["digest"] == digest:
+            self.records[key] = {"digest": digest, "messageId": message_id, "expiresAt": now + self._ttl}
+            return False
+        return True

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.auth import Principal
-from gateway.dedup import ClaimState, DedupStore, DedupUnavailable
-from gateway.problems import Problem, unavailable
+from gateway.dedup import Claim, ClaimState, DedupStore, DedupUnavailable
+from gateway.problems import Problem, in_progress, unavailable
 from hub import er7
 from hub.events import Envelope, Event, Format, utc_timestamp
 from hub.ids import new_message_id
@@ -93,9 +94,17 @@ class BatchLink:
 class IngestService:
     """Accepts ER7 bodies: one message, several messages, or FHS/BHS batches (one entry per message)."""
 
-    def __init__(self, dedup: DedupStore, publisher: Publisher) -> None:
+    def __init__(
+        self,
+        dedup: DedupStore,
+        publisher: Publisher,
+        *,
+        after_publish: Callable[[Envelope], None] | None = None,
+    ) -> None:
         self._dedup = dedup
         self._publisher = publisher
+        # Fault injection for tests: runs between the publish and the dedup completion.
+        self._after_publish = after_publish
 
     def ingest(self, body: bytes, media: MediaType, source: str) -> dict[str, Any]:
         try:
@@ -116,30 +125,30 @@ class IngestService:
         except er7.Er7Error as err:
             raise _bad_message(err, self._keep_rejected(text.encode("utf-8"), source, err, link)) from None
         digest = er7.dedup_digest(normalized)
-        message_id = new_message_id()
         key = f"{source}#{digest}"
         summary = {"messageType": header.message_type, "controlId": header.control_id, "source": source}
         try:
-            claim = self._dedup.claim(key, message_id)
+            claim = self._dedup.claim(key, new_message_id(), utc_timestamp())
         except DedupUnavailable:
             raise unavailable("deduplication store unavailable") from None
+        message_id = claim.message_id
         if claim.state is ClaimState.DUPLICATE:
-            log.info("duplicate id=%s source=%s type=%s", claim.message_id, source, header.message_type)
+            log.info("duplicate id=%s source=%s type=%s", message_id, source, header.message_type)
             raise Problem(
                 409,
                 "duplicate",
                 "this message was already accepted",
-                details={"duplicate": True, "id": claim.message_id, "status": "duplicate", **summary},
+                details={"duplicate": True, "id": message_id, "status": "duplicate", **summary},
             )
         if claim.state is ClaimState.IN_PROGRESS:
-            raise unavailable("the same message is being accepted by another request", retry_after=2)
+            raise in_progress(message_id)
         try:
             reused = self._dedup.control_id_reused(source, header.control_id, digest, message_id)
             envelope = Envelope(
                 event=Event.RECEIVED,
                 id=message_id,
                 source=source,
-                received_at=utc_timestamp(),
+                received_at=claim.received_at,
                 message_type=header.message_type,
                 control_id=header.control_id,
                 format=Format.ER7,
@@ -150,11 +159,13 @@ class IngestService:
             )
             self._publisher.publish(envelope)
         except (HubUnavailable, DedupUnavailable) as exc:
-            self._release(key, message_id)
+            self._abandon(key, claim)
             raise unavailable(str(exc)) from None
+        if self._after_publish is not None:
+            self._after_publish(envelope)
         try:
-            self._dedup.complete(key, message_id)
-        except Exception as exc:  # already in the hub: acknowledge; the claim expires on its own
+            self._dedup.complete(key, claim)
+        except Exception as exc:  # already in the hub: acknowledge; a retry takes the claim over (same id)
             log.warning("dedup completion failed id=%s error=%s", message_id, exc.__class__.__name__)
         log.info(
             "accepted id=%s source=%s type=%s bytes=%d reused_control_id=%s",
@@ -235,8 +246,8 @@ class IngestService:
         log.info("rejected id=%s source=%s bytes=%d field=%s", rejected_id, source, len(raw), err.field)
         return rejected_id
 
-    def _release(self, key: str, message_id: str) -> None:
+    def _abandon(self, key: str, claim: Claim) -> None:
         try:
-            self._dedup.release(key, message_id)
-        except Exception as exc:  # the claim expires after in_progress_seconds
-            log.warning("dedup release failed id=%s error=%s", message_id, exc.__class__.__name__)
+            self._dedup.abandon(key, claim)
+        except Exception as exc:  # the claim goes stale after in_progress_seconds
+            log.warning("dedup abandon failed id=%s error=%s", claim.message_id, exc.__class__.__name__)

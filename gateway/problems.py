@@ -44,7 +44,20 @@ def unavailable(what: str, retry_after: int = 5) -> Problem:
     return Problem(
         503,
         "unavailable",
-        f"{what}; nothing was stored, retry the same request later",
+        f"{what}; not acknowledged: retry the same request later (a retry never stores it twice)",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def in_progress(message_id: str, retry_after: int = 2) -> Problem:
+    """The same message is held by another request, or by one that was interrupted: ask again shortly."""
+    return Problem(
+        503,
+        "in_progress",
+        "the same message is being accepted by another request, or one that was interrupted; it may "
+        f"already be in the hub. Retry in {retry_after} s: the answer will then be final (accepted or "
+        "duplicate), under the same id",
+        details={"id": message_id},
         headers={"Retry-After": str(retry_after)},
     )
 
