@@ -17,6 +17,7 @@ Control ids (MSH-10) get a record of their own to flag reuse with different cont
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -152,7 +153,8 @@ class DynamoDedupStore:
         now = int(self._clock())
         record = self._record(key, INPROGRESS, claim.message_id, claim.received_at, now)
         record["inProgressUntil"] = {"N": str(now - 1)}
-        try:
+        # A failed condition: completed by a racing retry, or taken over; nothing to abandon.
+        with contextlib.suppress(self._ddb.exceptions.ConditionalCheckFailedException):
             self._call(
                 "put_item",
                 Item=record,
@@ -160,8 +162,6 @@ class DynamoDedupStore:
                 ExpressionAttributeNames={"#m": "messageId", "#s": "status"},
                 ExpressionAttributeValues={":id": {"S": claim.message_id}, ":inprogress": {"S": INPROGRESS}},
             )
-        except self._ddb.exceptions.ConditionalCheckFailedException:
-            pass  # completed by a racing retry, or taken over: nothing to abandon
 
     def control_id_reused(self, source: str, control_id: str, digest: str, message_id: str) -> bool:
         key = f"ctl#{source}#{control_id}"

@@ -19,7 +19,6 @@ from gateway.ingest import IngestService, MediaType
 from gateway.problems import Problem
 from hub.events import Envelope, Event
 from hub.memory import MemoryHub
-from hub.payloads import MemoryPayloadStore
 from lake.catalog import MemoryCatalog
 from lake.objects import MemoryObjectStore
 from lake.writer import LakeWriter
