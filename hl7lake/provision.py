@@ -149,7 +149,9 @@ def provision(
     settings = settings or GatewaySettings()
     region = settings.region
     # One client per service for the whole run: creating a boto3 client costs tens of milliseconds.
-    clients: Clients = functools.cache(lambda service: aws.client(service, region))
+    clients: Clients = functools.cache(
+        lambda service: aws.client(service, region, read_timeout=30, max_attempts=3)
+    )
     cf = clients("cloudformation")
     parameters = {
         "Prefix": settings.prefix,

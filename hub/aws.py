@@ -1,4 +1,9 @@
-"""boto3 clients with the timeouts and retry mode every service uses."""
+"""boto3 clients with the timeouts and retry mode every service uses.
+
+Every call is bounded: when AWS (or the emulator) stops answering, a caller learns it within a few
+seconds and answers its own client (503 + Retry-After), instead of hanging with it. Long polls get
+a read timeout above their wait time.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,18 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=3,
-    read_timeout=30,
-    max_pool_connections=32,
-)
+
+class AwsCallSettings(BaseSettings):
+    """HL7LAKE_AWS_CONNECT_TIMEOUT, HL7LAKE_AWS_READ_TIMEOUT, HL7LAKE_AWS_MAX_ATTEMPTS."""
+
+    model_config = SettingsConfigDict(env_prefix="HL7LAKE_AWS_", extra="ignore")
+
+    connect_timeout: float = 1.0
+    read_timeout: float = 2.0
+    # Attempts in all (botocore's standard mode: jittered exponential back-off between them).
+    max_attempts: int = 2
 
 
 @cache
@@ -21,9 +31,32 @@ def _session(region: str) -> boto3.session.Session:
     return boto3.session.Session(region_name=region)
 
 
-def client(service: str, region: str) -> Any:
+@cache
+def _call_settings() -> AwsCallSettings:
+    return AwsCallSettings()
+
+
+def client_config(*, read_timeout: float | None = None, max_attempts: int | None = None) -> Config:
+    settings = _call_settings()
+    return Config(
+        retries={"mode": "standard", "max_attempts": max_attempts or settings.max_attempts},
+        connect_timeout=settings.connect_timeout,
+        read_timeout=read_timeout or settings.read_timeout,
+        max_pool_connections=32,
+    )
+
+
+def client(
+    service: str, region: str, *, read_timeout: float | None = None, max_attempts: int | None = None
+) -> Any:
     """A thread-safe client; the endpoint comes from AWS_ENDPOINT_URL[_<SERVICE>] when set."""
-    return _session(region).client(service, config=_CONFIG)  # type: ignore[call-overload]
+    config = client_config(read_timeout=read_timeout, max_attempts=max_attempts)
+    return _session(region).client(service, config=config)  # type: ignore[call-overload]
+
+
+def worker_client(service: str, region: str) -> Any:
+    """For workers: nobody waits on them, so calls may take longer and retry more before failing."""
+    return client(service, region, read_timeout=10, max_attempts=3)
 
 
 def resolve_topic_arn(sns: Any, name: str) -> str:

@@ -1,7 +1,12 @@
 """The SQS consumer loop every worker shares.
 
-Long poll, batch receive, handle concurrently, delete on success, back off on failure (the
-message becomes visible again later; after the queue's maxReceiveCount SQS moves it to the DLQ).
+Long poll, batch receive, handle concurrently, delete on success (in batches). A handler failure is
+counted on the message itself: the consumer sends it back to its queue with a delay (exponential
+back-off) and two more attributes, ``failures`` and ``reason`` (the last failure, bounded), then
+deletes the original. After ``max_failures`` handler failures it goes to the DLQ with the same
+attributes, so every dead letter says why. Receives that end without an outcome (a worker killed,
+a client-side timeout) do not count as failures; the queue's own redrive policy (maxReceiveCount)
+stays as the safety net for a message that kills its worker.
 An envelope that cannot be decoded is sent to the DLQ at once: retrying cannot fix it.
 """
 
@@ -9,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +25,21 @@ from hub.events import Envelope, EnvelopeError
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Envelope], None]
+# Handles a whole receive at once (e.g. to publish results in one batch call): one outcome per
+# envelope, None for success or the exception that failed it.
+BatchHandler = Callable[[Sequence[Envelope]], list[BaseException | None]]
+
+
+@dataclass(frozen=True)
+class Batched:
+    """What a worker's build function returns when it handles whole receives (see BatchHandler)."""
+
+    handle: BatchHandler
+
+
+FAILURES_ATTRIBUTE, REASON_ATTRIBUTE = "failures", "reason"
+MAX_REASON_CHARS = 256
+SQS_MAX_DELAY_SECONDS = 900
 
 
 @dataclass
@@ -30,9 +50,20 @@ class ConsumerStats:
     dead_lettered: int = 0
 
 
-def backoff_seconds(receive_count: int, base: int, maximum: int) -> int:
-    """Visibility timeout before the next try: base, 2·base, 4·base … capped."""
-    return int(min(maximum, base * 2 ** max(0, receive_count - 1)))
+def backoff_seconds(failures: int, base: int, maximum: int) -> int:
+    """Delay before the next try: base, 2·base, 4·base … capped."""
+    return int(min(maximum, base * 2 ** max(0, failures - 1)))
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What the DLQ and the logs say: the exception class and its bounded text (never a message body:
+    handlers raise for infrastructure failures; bad messages become `message.failed` events)."""
+    text = f"{exc.__class__.__name__}: {exc}"
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
+
+
+def _string(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
 
 
 class SqsConsumer:
@@ -40,25 +71,31 @@ class SqsConsumer:
         self,
         sqs: Any,
         queue_url: str,
-        handler: Handler,
+        handler: Handler | None = None,
         *,
+        batch_handler: BatchHandler | None = None,
         dlq_url: str | None = None,
         batch_size: int = 10,
         wait_seconds: int = 10,
         concurrency: int = 4,
         backoff_base: int = 2,
         backoff_max: int = 300,
+        max_failures: int = 5,
         name: str = "consumer",
         heartbeat: Path | None = None,
     ) -> None:
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give exactly one of handler or batch_handler")
         self._sqs = sqs
         self._queue_url = queue_url
         self._handler = handler
+        self._batch_handler = batch_handler
         self._dlq_url = dlq_url
         self._batch_size = max(1, min(10, batch_size))
         self._wait_seconds = max(0, min(20, wait_seconds))
         self._backoff_base = backoff_base
-        self._backoff_max = backoff_max
+        self._backoff_max = min(backoff_max, SQS_MAX_DELAY_SECONDS)
+        self._max_failures = max(1, max_failures)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=name)
         self.name = name
         self._heartbeat = heartbeat
@@ -71,7 +108,7 @@ class SqsConsumer:
                 try:
                     self.poll_once()
                 except Exception as exc:  # the queue itself is unreachable: wait, then retry
-                    log.warning("receive failed name=%s error=%s", self.name, exc)
+                    log.warning("receive failed name=%s error=%s", self.name, exc.__class__.__name__)
                     stop.wait(1.0)
         finally:
             self._pool.shutdown(wait=True)
@@ -83,6 +120,7 @@ class SqsConsumer:
             MaxNumberOfMessages=self._batch_size,
             WaitTimeSeconds=self._wait_seconds,
             AttributeNames=["ApproximateReceiveCount"],
+            MessageAttributeNames=["All"],
         )
         if self._heartbeat is not None:
             self._heartbeat.touch()
@@ -90,60 +128,116 @@ class SqsConsumer:
         if not messages:
             return 0
         self.stats.received += len(messages)
-        outcomes = list(self._pool.map(self._handle, messages))
-        done = [m for m, ok in zip(messages, outcomes, strict=True) if ok]
+        done = [m for m, finished in zip(messages, self._handle_all(messages), strict=True) if finished]
         if done:
             self._delete(done)
         return len(done)
 
-    def _handle(self, message: dict[str, Any]) -> bool:
-        try:
-            envelope = Envelope.from_json(message["Body"])
-        except EnvelopeError as exc:
+    def _handle_all(self, messages: list[dict[str, Any]]) -> list[bool]:
+        """For each message: may it be deleted now (handled, dead-lettered or sent back for later)?"""
+        decoded: list[tuple[int, Envelope]] = []
+        finished = [False] * len(messages)
+        for i, message in enumerate(messages):
             try:
-                self._dead_letter(message, str(exc))
-            except Exception as dlq_exc:  # leave it in the queue; redrive moves it later
-                log.error("dead-lettering failed name=%s error=%s", self.name, dlq_exc)
-                return False
-            return True  # now in the DLQ: delete it from the source queue
+                decoded.append((i, Envelope.from_json(message["Body"])))
+            except EnvelopeError as exc:
+                finished[i] = self._dead_letter_undecodable(message, str(exc))
+        envelopes = [e for _, e in decoded]
+        if self._batch_handler is not None:
+            outcomes = self._run_batch(envelopes)
+        else:
+            outcomes = list(self._pool.map(self._run_one, envelopes))
+        for (i, envelope), outcome in zip(decoded, outcomes, strict=True):
+            if outcome is None:
+                self.stats.succeeded += 1
+                finished[i] = True
+            else:
+                finished[i] = self._after_failure(messages[i], envelope, outcome)
+        return finished
+
+    def _run_one(self, envelope: Envelope) -> BaseException | None:
+        assert self._handler is not None
         try:
             self._handler(envelope)
         except Exception as exc:
-            count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-            delay = backoff_seconds(count, self._backoff_base, self._backoff_max)
-            log.warning(
-                "handler failed name=%s id=%s event=%s try=%d retry_in=%ds error=%s: %s",
-                self.name,
-                envelope.id,
-                envelope.event.value,
-                count,
-                delay,
-                exc.__class__.__name__,
-                exc,
-            )
-            self.stats.retried += 1
-            try:
-                self._sqs.change_message_visibility(
-                    QueueUrl=self._queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=delay,
-                )
-            except Exception as vis_exc:  # the message reappears after the queue's default
-                log.warning("visibility change failed name=%s error=%s", self.name, vis_exc)
-            return False
-        self.stats.succeeded += 1
-        return True
+            return exc
+        return None
 
-    def _dead_letter(self, message: dict[str, Any], reason: str) -> None:
-        log.error("undecodable message name=%s sqs_id=%s: %s", self.name, message["MessageId"], reason)
-        if self._dlq_url is None:
-            raise RuntimeError("no DLQ configured for an undecodable message")
-        self._sqs.send_message(
-            QueueUrl=self._dlq_url,
-            MessageBody=message["Body"],
-            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:256]}},
+    def _run_batch(self, envelopes: list[Envelope]) -> list[BaseException | None]:
+        assert self._batch_handler is not None
+        if not envelopes:
+            return []
+        try:
+            outcomes = self._batch_handler(envelopes)
+        except Exception as exc:
+            return [exc] * len(envelopes)
+        if len(outcomes) != len(envelopes):
+            error = RuntimeError(f"batch handler gave {len(outcomes)} outcomes for {len(envelopes)} messages")
+            return [error] * len(envelopes)
+        return outcomes
+
+    def _after_failure(self, message: dict[str, Any], envelope: Envelope, exc: BaseException) -> bool:
+        attributes = dict(message.get("MessageAttributes", {}))
+        failures = int(attributes.get(FAILURES_ATTRIBUTE, {}).get("StringValue", "0")) + 1
+        reason = failure_reason(exc)
+        attributes[FAILURES_ATTRIBUTE] = _string(str(failures))
+        attributes[REASON_ATTRIBUTE] = _string(reason)
+        give_up = failures >= self._max_failures and self._dlq_url is not None
+        delay = 0 if give_up else backoff_seconds(failures, self._backoff_base, self._backoff_max)
+        log.warning(
+            "handler failed name=%s id=%s event=%s failures=%d/%d %s error=%s",
+            self.name,
+            envelope.id,
+            envelope.event.value,
+            failures,
+            self._max_failures,
+            "dead-lettering" if give_up else f"retry_in={delay}s",
+            exc.__class__.__name__,
         )
+        try:
+            if give_up:
+                self._sqs.send_message(
+                    QueueUrl=self._dlq_url, MessageBody=message["Body"], MessageAttributes=attributes
+                )
+                self.stats.dead_lettered += 1
+            else:
+                self._sqs.send_message(
+                    QueueUrl=self._queue_url,
+                    MessageBody=message["Body"],
+                    MessageAttributes=attributes,
+                    DelaySeconds=delay,
+                )
+                self.stats.retried += 1
+            return True  # the copy carries the count: delete the original
+        except Exception as send_exc:  # leave the original; it comes back after a back-off
+            log.warning("retry send failed name=%s error=%s", self.name, send_exc.__class__.__name__)
+            self._change_visibility(message, delay or self._backoff_base)
+            return False
+
+    def _change_visibility(self, message: dict[str, Any], seconds: int) -> None:
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=seconds
+            )
+        except Exception as exc:  # the message reappears after the queue's default
+            log.warning("visibility change failed name=%s error=%s", self.name, exc.__class__.__name__)
+
+    def _dead_letter_undecodable(self, message: dict[str, Any], reason: str) -> bool:
+        log.error("undecodable message name=%s sqs_id=%s", self.name, message["MessageId"])
+        if self._dlq_url is None:
+            log.error("no DLQ configured for an undecodable message name=%s", self.name)
+            return False
+        try:
+            self._sqs.send_message(
+                QueueUrl=self._dlq_url,
+                MessageBody=message["Body"],
+                MessageAttributes={REASON_ATTRIBUTE: _string(reason[:MAX_REASON_CHARS])},
+            )
+        except Exception as exc:  # leave it in the queue; SQS's redrive moves it later
+            log.error("dead-lettering failed name=%s error=%s", self.name, exc.__class__.__name__)
+            return False
         self.stats.dead_lettered += 1
+        return True  # now in the DLQ: delete it from the source queue
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]

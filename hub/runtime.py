@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hub import aws
 from hub.config import HubSettings
-from hub.consumer import Handler, SqsConsumer
+from hub.consumer import Batched, Handler, SqsConsumer
 from hub.topology import subscription
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,8 @@ class WorkerSettings(HubSettings):
     concurrency: int = 4
     backoff_base: int = 2
     backoff_max: int = 300
+    # Handler failures before an event goes to the DLQ (with the last failure as its reason).
+    max_failures: int = 5
     heartbeat_dir: str | None = None
 
 
@@ -42,21 +44,25 @@ def heartbeat_path(settings: WorkerSettings, name: str) -> Path | None:
 
 def run_worker(
     name: str,
-    build_handler: Callable[[WorkerSettings], Handler],
+    build_handler: Callable[[WorkerSettings], Handler | Batched],
     settings: WorkerSettings | None = None,
     stop: threading.Event | None = None,
 ) -> SqsConsumer:
     settings = settings or WorkerSettings()
     stop = stop or threading.Event()
     sub = subscription(name)
-    sqs = aws.client("sqs", settings.region)
+    # A long poll waits wait_seconds for messages: the read timeout must exceed it.
+    sqs = aws.client("sqs", settings.region, read_timeout=settings.wait_seconds + 5, max_attempts=3)
     queue_url = sqs.get_queue_url(QueueName=settings.queue_name(sub.name))["QueueUrl"]
     dlq_url = sqs.get_queue_url(QueueName=settings.dlq_name(sub.name))["QueueUrl"]
+    handler = build_handler(settings)
     consumer = SqsConsumer(
         sqs,
         queue_url,
-        build_handler(settings),
+        None if isinstance(handler, Batched) else handler,
+        batch_handler=handler.handle if isinstance(handler, Batched) else None,
         dlq_url=dlq_url,
+        max_failures=settings.max_failures,
         wait_seconds=settings.wait_seconds,
         concurrency=settings.concurrency,
         backoff_base=settings.backoff_base,

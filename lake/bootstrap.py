@@ -16,10 +16,13 @@ NAME = "lake-writer"
 
 
 def build_handler(settings: WorkerSettings) -> Handler:
-    s3 = aws.client("s3", settings.region)
+    s3 = aws.worker_client("s3", settings.region)
     writer = LakeWriter(
         objects=S3ObjectStore(s3, settings.lake_bucket_name),
-        catalog=DynamoCatalog(aws.client("dynamodb", settings.region), settings.catalog_table_name),
+        catalog=DynamoCatalog(
+            aws.worker_client("dynamodb", settings.region),
+            settings.catalog_table_name,
+        ),
         payloads=S3PayloadStore(s3, settings.payload_bucket_name),
     )
     return writer.handle

@@ -1,8 +1,9 @@
-"""The shared consumer loop on real SQS: delete on success, back off on failure, DLQ after N tries."""
+"""The shared consumer loop on real SQS: delete on success, back off on failure, DLQ after N failures."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 
 from hub.consumer import SqsConsumer, backoff_seconds
 from hub.events import Envelope
@@ -18,12 +19,27 @@ def test_backoff_doubles_and_caps() -> None:
     assert [backoff_seconds(n, 2, 30) for n in (1, 2, 3, 4, 5, 9)] == [2, 4, 8, 16, 30, 30]
 
 
-def test_success_deletes_and_failure_retries_then_dead_letters(stack, sqs) -> None:
+def run_consumer(consumer: SqsConsumer, until: Callable[[], object], timeout: float = 20) -> object:
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(stop,))
+    thread.start()
+    try:
+        return wait_for(until, timeout=timeout)
+    finally:
+        stop.set()
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+def test_success_deletes_and_failure_retries_then_dead_letters_with_its_reason(stack, sqs) -> None:
     settings, result = stack
     url = result.queues["er7-staging"]
     dlq = sqs.get_queue_url(QueueName=settings.dlq_name("er7-staging"))["QueueUrl"]
     for n in (1, 2):
-        sqs.send_message(QueueUrl=url, MessageBody=envelope(n).to_json())
+        attributes = {
+            k: {"DataType": "String", "StringValue": v} for k, v in envelope(n).attributes().items()
+        }
+        sqs.send_message(QueueUrl=url, MessageBody=envelope(n).to_json(), MessageAttributes=attributes)
     sqs.send_message(QueueUrl=url, MessageBody="not json")
     seen: list[str] = []
 
@@ -32,22 +48,62 @@ def test_success_deletes_and_failure_retries_then_dead_letters(stack, sqs) -> No
         if e.id == "ID2":
             raise RuntimeError("downstream down")
 
-    consumer = SqsConsumer(sqs, url, handler, dlq_url=dlq, wait_seconds=1, backoff_base=0, backoff_max=0)
-    stop = threading.Event()
-    thread = threading.Thread(target=consumer.run, args=(stop,))
-    thread.start()
-    try:
-        # ID2 fails on every try; after maxReceiveCount (2) SQS's redrive moves it to the DLQ
-        dead = wait_for(lambda: drain(sqs, dlq, expect=2, timeout=0.5) or None, timeout=20)
-    finally:
-        stop.set()
-        thread.join(10)
-    assert not thread.is_alive()
-    bodies = sorted(m["Body"] for m in dead)
-    assert "not json" in bodies
-    assert any('"ID2"' in b for b in bodies)
-    assert seen.count("ID1") == 1 and seen.count("ID2") >= 2
-    assert consumer.stats.succeeded == 1 and consumer.stats.dead_lettered == 1
+    consumer = SqsConsumer(
+        sqs, url, handler, dlq_url=dlq, wait_seconds=1, backoff_base=0, backoff_max=0, max_failures=3
+    )
+    dead = run_consumer(consumer, lambda: drain(sqs, dlq, expect=2, timeout=0.5) or None)
+    by_body = {("ID2" if '"ID2"' in m["Body"] else m["Body"]): m for m in dead}
+    assert sorted(by_body) == ["ID2", "not json"]
+    failed = by_body["ID2"]["MessageAttributes"]
+    assert failed["reason"]["StringValue"] == "RuntimeError: downstream down"
+    assert failed["failures"]["StringValue"] == "3"
+    assert failed["event"]["StringValue"] == "message.received"  # the hub's attributes travel along
+    assert by_body["not json"]["MessageAttributes"]["reason"]["StringValue"].startswith("not a hub envelope")
+    assert seen.count("ID1") == 1 and seen.count("ID2") == 3  # dead-lettered after exactly 3 failures
+    assert consumer.stats.succeeded == 1 and consumer.stats.dead_lettered == 2
+    assert drain(sqs, url, expect=0, timeout=0.2) == []
+
+
+def test_receives_without_an_outcome_are_not_failures(stack, sqs) -> None:
+    """A receive that timed out client-side (or a worker killed mid-batch) is not a handler failure:
+    the soak saw acknowledged events dead-lettered without any failure."""
+    settings, result = stack
+    url = result.queues["er7-staging"]
+    dlq = sqs.get_queue_url(QueueName=settings.dlq_name("er7-staging"))["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody=envelope(3).to_json())
+    for _ in range(3):  # three receives whose answers were lost: one short of the safety net (4)
+        got = wait_for(lambda: sqs.receive_message(QueueUrl=url, VisibilityTimeout=0).get("Messages"))
+        assert len(got) == 1
+    calls: list[str] = []
+
+    def handler(e: Envelope) -> None:
+        calls.append(e.id)
+        if len(calls) == 1:
+            raise RuntimeError("catalog throttled")
+
+    consumer = SqsConsumer(
+        sqs, url, handler, dlq_url=dlq, wait_seconds=1, backoff_base=0, backoff_max=0, max_failures=2
+    )
+    run_consumer(consumer, lambda: consumer.stats.succeeded == 1)
+    assert calls == ["ID3", "ID3"] and consumer.stats.retried == 1 and consumer.stats.dead_lettered == 0
+    assert drain(sqs, dlq, expect=0, timeout=0.2) == []
+    assert drain(sqs, url, expect=0, timeout=0.2) == []
+
+
+def test_a_batch_handler_gets_one_call_per_receive(stack, sqs) -> None:
+    _, result = stack
+    url = result.queues["lake-writer"]
+    for n in range(4):
+        sqs.send_message(QueueUrl=url, MessageBody=envelope(10 + n).to_json())
+    batches: list[list[str]] = []
+
+    def handle(envelopes: Sequence[Envelope]) -> list[BaseException | None]:
+        batches.append([e.id for e in envelopes])
+        return [None] * len(envelopes)
+
+    consumer = SqsConsumer(sqs, url, batch_handler=handle, wait_seconds=1)
+    run_consumer(consumer, lambda: consumer.stats.succeeded == 4)
+    assert sorted(i for batch in batches for i in batch) == ["ID10", "ID11", "ID12", "ID13"]
     assert drain(sqs, url, expect=0, timeout=0.2) == []
 
 

@@ -29,8 +29,8 @@ class StagingSettings(BaseSettings):
 
 def build_handler(settings: WorkerSettings, staging: StagingSettings | None = None) -> Handler:
     staging = staging or StagingSettings()
-    sns = aws.client("sns", settings.region)
-    payloads = S3PayloadStore(aws.client("s3", settings.region), settings.payload_bucket_name)
+    sns = aws.worker_client("sns", settings.region)
+    payloads = S3PayloadStore(aws.worker_client("s3", settings.region), settings.payload_bucket_name)
     topic_arn = settings.topic_arn or aws.resolve_topic_arn(sns, settings.topic_name)
     publisher = SnsPublisher(sns, topic_arn, payloads, settings.max_inline_bytes)
     return Er7StagingHandler(publisher, payloads, validate=staging.validate_messages).handle
