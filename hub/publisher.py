@@ -15,6 +15,25 @@ class HubUnavailable(RuntimeError):
     """The hub could not take the event; the caller must not acknowledge the message."""
 
 
+class HubRejected(RuntimeError):
+    """The hub refused this event itself (invalid, too long): retrying the same event cannot succeed."""
+
+
+# SNS error codes that mean "this request is wrong", not "try again later".
+_REJECTED_CODES = frozenset({"InvalidParameter", "InvalidParameterValue", "ParameterValueInvalid"})
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None)  # botocore.exceptions.ClientError carries the SNS code
+    error = response.get("Error") if isinstance(response, dict) else None
+    return str(error.get("Code") or "") if isinstance(error, dict) else ""
+
+
+def _is_rejection(exc: Exception) -> bool:
+    code = _error_code(exc)  # only an answer from SNS can say "too long"; a transport error never does
+    return code in _REJECTED_CODES or (bool(code) and "too long" in str(exc).lower())
+
+
 class Publisher(Protocol):
     def publish(self, envelope: Envelope) -> str: ...
 
@@ -37,12 +56,18 @@ class SnsPublisher:
                 },
             )
         except Exception as exc:  # botocore raises many types; all mean "not in the hub"
+            rejected = _is_rejection(exc)
             log.warning(
-                "publish failed event=%s id=%s error=%s",
+                "publish %s event=%s id=%s error=%s",
+                "rejected" if rejected else "failed",
                 envelope.event.value,
                 envelope.id,
                 exc.__class__.__name__,
             )
+            if rejected:
+                raise HubRejected(
+                    f"hub rejected the event: {_error_code(exc) or exc.__class__.__name__}"
+                ) from exc
             raise HubUnavailable(f"hub unavailable: {exc.__class__.__name__}") from exc
         log.info(
             "published event=%s id=%s type=%s source=%s",

@@ -34,6 +34,7 @@ _BOMS = (
 _FIRST_MSH = re.compile(rb"(?:\A|[\r\n])[\x0b\x00]*(?:\xef\xbb\xbf)?MSH")
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _NO_CHARSET = "declared charset: none; set MSH-18 or the HTTP charset"
+_CHARSET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./:_-]{0,31}")
 
 
 def codec_for(charset: str) -> str | None:
@@ -87,6 +88,11 @@ def _msh18(msh: str) -> str | None:
     return value or None
 
 
+def _shown(name: str) -> str:
+    """A charset name is a code, shown when it looks like one; anything else only by its length."""
+    return name if _CHARSET_NAME.fullmatch(name) else f"<{len(name)} chars>"
+
+
 def decode(data: bytes, declared: str | None = None) -> str:
     """Decode a message body; ``declared`` (the HTTP charset parameter) wins over MSH-18."""
     source = "HTTP charset"
@@ -100,8 +106,8 @@ def decode(data: bytes, declared: str | None = None) -> str:
         found = codec_for(name)
         if found is None:
             if source == "MSH-18":
-                raise Er7Error(f"unknown character set {name!r}", segment_id="MSH", field="MSH-18")
-            raise Er7Error(f"unknown character set {name!r} (HTTP charset parameter)")
+                raise Er7Error(f"unknown character set {_shown(name)}", segment_id="MSH", field="MSH-18")
+            raise Er7Error(f"unknown character set {_shown(name)} (HTTP charset parameter)")
         codec = found
     start = 0
     if data.startswith(codecs.BOM_UTF8):
@@ -114,7 +120,7 @@ def decode(data: bytes, declared: str | None = None) -> str:
         offset = exc.start + start
         byte = data[offset]
         what = "UTF-8" if codec == "utf-8" else codec
-        hint = f"declared charset: {name} ({source})" if name else _NO_CHARSET
+        hint = f"declared charset: {_shown(name)} ({source})" if name else _NO_CHARSET
         index, seg_id, where = _locate(data, offset)
         raise Er7Error(
             f"byte 0x{byte:02x} at offset {offset} is not valid {what} ({hint})",

@@ -1,8 +1,49 @@
-"""The one error type of the ER7 codec: a reason plus where in the message it happened."""
+"""The one error type of the ER7 codec: a reason plus where in the message it happened.
+
+A reason travels far (HTTP 400 bodies, ACKs, failed events, the catalog, logs), so it names
+positions, codes and lengths, never the message's values. ``value_free`` enforces that for every
+reason, whoever built it: quoted text longer than a delimiter set and long unbroken runs become
+their length, and the whole reason is capped.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+MAX_REASON_CHARS = 300
+MAX_LOCATION_CHARS = 40
+# MSH-2 is the longest thing a reason may quote (delimiters, not values): 5 characters, 6 once repr
+# has doubled the escape character.
+MAX_QUOTED_CHARS = 6
+MAX_TOKEN_CHARS = 32
+
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", re.DOTALL)
+_LONG_TOKEN = re.compile(rf"\S{{{MAX_TOKEN_CHARS + 1},}}")
+
+
+def value_free(reason: str) -> str:
+    """The reason with anything that could be a message value replaced by its length, capped."""
+    text = _QUOTED.sub(_quoted_length, reason)
+    text = _LONG_TOKEN.sub(lambda m: _length(len(m.group())), text)
+    return _cap(text, MAX_REASON_CHARS)
+
+
+def _quoted_length(match: re.Match[str]) -> str:
+    inner = match.group()[1:-1]
+    return match.group() if len(inner) <= MAX_QUOTED_CHARS else _length(len(inner))
+
+
+def _length(n: int) -> str:
+    return f"<{n} chars>"
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _bounded(location: str | None) -> str | None:
+    return None if location is None else _cap(value_free(location), MAX_LOCATION_CHARS)
 
 
 class Er7Error(ValueError):
@@ -20,11 +61,12 @@ class Er7Error(ValueError):
         segment_id: str | None = None,
         field: str | None = None,
     ) -> None:
-        super().__init__(reason)
-        self.reason = reason
+        safe = value_free(reason)
+        super().__init__(safe)
+        self.reason = safe
         self.segment_index = segment_index
-        self.segment_id = segment_id
-        self.field = field
+        self.segment_id = _bounded(segment_id)
+        self.field = _bounded(field)
 
     def locate(
         self,
@@ -37,14 +79,15 @@ class Er7Error(ValueError):
         if self.segment_index is None:
             self.segment_index = segment_index
         if self.segment_id is None:
-            self.segment_id = segment_id
+            self.segment_id = _bounded(segment_id)
         if self.field is None:
-            self.field = field
+            self.field = _bounded(field)
         return self
 
     def to_dict(self) -> dict[str, Any]:
+        """Bounded and value-free even if ``reason`` was reassigned after construction."""
         return {
-            "reason": self.reason,
+            "reason": value_free(self.reason),
             "segment": self.segment_id,
             "segmentIndex": self.segment_index,
             "field": self.field,

@@ -89,7 +89,10 @@ class _BatchReader:
         if not raw.isdigit():
             self.batch.problems.append(
                 Er7Error(
-                    f"{name} {raw!r} is not a count", segment_index=index, segment_id=name[:3], field=name
+                    f"{name} is not a count ({len(raw)} characters)",
+                    segment_index=index,
+                    segment_id=name[:3],
+                    field=name,
                 )
             )
             return

@@ -78,8 +78,8 @@ def parse_segments(text: str) -> tuple[Delimiters, list[dict[str, Any]]]:
 
 def _check_segment_id(sid: str, seg: str, sep: str, index: int) -> None:
     if _SEGMENT_ID.fullmatch(sid) is None:
-        shown = seg.split(sep, 1)[0][:20]
-        raise Er7Error(f"{shown!r} is not a valid segment id", segment_index=index)
+        # only the segment id's three positions: a longer line start may be a value cut by a line break
+        raise Er7Error(f"{seg.split(sep, 1)[0][:3]!r} is not a valid segment id", segment_index=index)
     _valid_ids.add(sid)
 
 
@@ -168,7 +168,7 @@ def render_document(doc: dict[str, Any]) -> str:
     """Rebuild ER7 (CR separators, no trailing CR) from a lake document."""
     d = Delimiters(**doc["delimiters"])
     if len(d.field) != 1 or Delimiters.from_msh(f"MSH{d.field}{d.encoding_characters}") != d:
-        raise Er7Error(f"invalid delimiters {doc['delimiters']!r}")
+        raise Er7Error("invalid delimiters (field separator or encoding characters)")
     esc = escaping_for(d)
     segments = doc["segments"]
     text = "\r".join(_render_segment(seg, i, esc, safe=False) for i, seg in enumerate(segments, 1))

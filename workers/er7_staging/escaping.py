@@ -33,6 +33,10 @@ _KEPT_BODY = re.compile(
     r"|[HN]|C[0-9A-Fa-f]{4}|M[0-9A-Fa-f]{4}(?:[0-9A-Fa-f]{2})?|Z[^\r\n]*"
 )
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
+# Escape bodies a reason may show: codes, not text. A hex body up to 3 bytes (\XE282AC\); an unknown
+# one of 1-2 characters (a typo'd code), longer ones are text a stray escape character cut out.
+MAX_SHOWN_HEX = 7
+MAX_SHOWN_UNKNOWN = 2
 # C0 controls (except TAB and LF, which are legal in text) and DEL cannot travel raw in a value
 _CONTROLS = "".join(chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F))
 
@@ -70,7 +74,7 @@ class Escaping:
         e = self.esc
         parts = value.split(e)
         if len(parts) % 2 == 0:
-            raise Er7Error(f"unterminated escape sequence in {value!r}")
+            raise Er7Error("unterminated escape sequence")
         out: list[str] = []  # built right to left: a literal escape char looks ahead
         run = ""  # text between the current position and the next escape char to the right
         seen_e = False
@@ -106,22 +110,30 @@ class Escaping:
                 out.append(e + part + e)
                 run, seen_e = "", True
             elif not part:
-                raise Er7Error(f"empty escape sequence {e}{e} in {value!r}")
+                raise Er7Error(f"empty escape sequence {e}{e}")
             elif part == "P":
                 raise Er7Error(f"escape {e}P{e} used but MSH-2 defines no truncation character")
             else:
-                raise Er7Error(f"unknown escape sequence {e}{part}{e}")
+                raise Er7Error(f"unknown escape sequence {self._shown(part, MAX_SHOWN_UNKNOWN)}")
         out.reverse()
         return "".join(out)
 
     def _hex(self, body: str) -> str:
         digits = body[1:]
         if not _HEX.fullmatch(digits):
-            raise Er7Error(f"invalid hex escape {self.esc}{body}{self.esc}")
+            raise Er7Error(f"invalid hex escape {self._shown(body, MAX_SHOWN_HEX)}")
         try:
             return bytes.fromhex(digits).decode(self.codec)
         except UnicodeDecodeError:
-            raise Er7Error(f"hex escape {self.esc}{body}{self.esc} is not valid {self.codec}") from None
+            raise Er7Error(
+                f"hex escape {self._shown(body, MAX_SHOWN_HEX)} is not valid {self.codec}"
+            ) from None
+
+    def _shown(self, body: str, limit: int) -> str:
+        """An escape sequence as written when it is short enough to be a code, else its length only."""
+        if len(body) <= limit:
+            return f"{self.esc}{body}{self.esc}"
+        return f"of {len(body)} characters"
 
     def escape(self, value: str, *, hex_lf: bool = False) -> str:
         """Document value -> wire text. ``hex_lf`` also writes LF as ``\\X0A\\``."""

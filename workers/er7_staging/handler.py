@@ -8,9 +8,11 @@ turns a parsed message into a failure.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import traceback
+from typing import Any
 
 from hub.er7 import Er7Error
 from hub.events import Envelope, Event, Format
@@ -20,6 +22,10 @@ from workers.er7_staging import validation
 from workers.er7_staging.document import parse_document
 
 log = logging.getLogger(__name__)
+
+# A failed event is an envelope without payload plus this error: far below SNS's 256 KB, always.
+MAX_ERROR_BYTES = 2048
+_ERROR_KEYS = ("reason", "segment", "segmentIndex", "field")
 
 
 class Er7StagingHandler:
@@ -68,8 +74,20 @@ class Er7StagingHandler:
             checked,
         )
 
-    def _fail(self, envelope: Envelope, error: dict[str, object]) -> None:
+    def _fail(self, envelope: Envelope, error: dict[str, Any]) -> None:
+        error = bounded_error(error)
         log.info(
             "parse failed id=%s type=%s field=%s", envelope.id, envelope.message_type, error.get("field")
         )
         self._publisher.publish(envelope.derive(Event.FAILED, Format.JSON, error=error))
+
+
+def bounded_error(error: dict[str, Any]) -> dict[str, Any]:
+    """Only the error's known keys; a report that is still too large keeps its location, not its reason.
+
+    Er7Error reasons are value-free and capped already; this is the last guard before the hub.
+    """
+    kept = {k: error[k] for k in _ERROR_KEYS if k in error}
+    if len(json.dumps(kept, ensure_ascii=False).encode()) <= MAX_ERROR_BYTES:
+        return kept
+    return {"reason": "error report too large to publish", "segmentIndex": kept.get("segmentIndex")}
