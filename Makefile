@@ -59,5 +59,7 @@ bench-parse: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_pipeline.py
 
+# .run holds the services' logs, heartbeats and the emulator's saved state (.run/state, unless
+# HL7LAKE_STATE_DIR points elsewhere): after `make clean` the lake starts empty.
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache

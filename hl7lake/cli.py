@@ -13,7 +13,7 @@ from hl7lake.logs import configure
 def _cmd_up(args: argparse.Namespace) -> int:
     from hl7lake.up import run_up
 
-    return run_up()
+    return run_up(fresh=args.fresh)
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
@@ -125,9 +125,11 @@ def _cmd_dlq(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hl7lake", description="HL7 v2 data lake on AWS (or its emulator).")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start emulator, bootstrap, gateway and workers (foreground)").set_defaults(
-        func=_cmd_up
+    up = sub.add_parser("up", help="start emulator, bootstrap, gateway and workers (foreground)")
+    up.add_argument(
+        "--fresh", action="store_true", help="delete the emulator's saved state (HL7LAKE_STATE_DIR) first"
     )
+    up.set_defaults(func=_cmd_up)
     sub.add_parser("gateway", help="run the HTTP front door").set_defaults(func=_cmd_gateway)
     sub.add_parser(
         "mllp", help="run the MLLP listener (HL7 v2 over TCP/TLS, answered with ACKs)"
