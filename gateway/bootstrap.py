@@ -12,6 +12,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 
 from gateway.app import create_app
 from gateway.auth import Jwks, TokenVerifier, cognito_user_attributes
+from gateway.backlog import BacklogMonitor, sqs_depth_reader
 from gateway.config import GatewaySettings
 from gateway.dedup import DynamoDedupStore
 from gateway.ingest import IngestService
@@ -20,6 +21,7 @@ from gateway.services import GatewayServices
 from hub import aws
 from hub.payloads import S3PayloadStore
 from hub.publisher import SnsPublisher
+from hub.topology import SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ def build_ingest(
     s3: Any = None,
     ddb: Any = None,
     topic_arn: str | None = None,
+    sqs: Any = None,
 ) -> IngestService:
     """The ingest path (dedup store + hub publisher) every front door shares: HTTP and MLLP."""
     sns = aws.client("sns", settings.region) if sns is None else sns
@@ -72,7 +75,22 @@ def build_ingest(
     dedup = DynamoDedupStore(
         ddb, settings.dedup_table_name, settings.dedup_ttl_seconds, settings.in_progress_seconds
     )
-    return IngestService(dedup, publisher)
+    backlog = None
+    if settings.max_backlog > 0:
+        sqs = aws.client("sqs", settings.region) if sqs is None else sqs
+        backlog = BacklogMonitor(
+            sqs_depth_reader(sqs, subscriber_queue_urls(sqs, settings)),
+            settings.max_backlog,
+            refresh_seconds=settings.backlog_refresh_seconds,
+        )
+    return IngestService(dedup, publisher, backlog=backlog)
+
+
+def subscriber_queue_urls(sqs: Any, settings: GatewaySettings) -> dict[str, str]:
+    return {
+        name: str(sqs.get_queue_url(QueueName=settings.queue_name(name))["QueueUrl"])
+        for name in SUBSCRIPTIONS
+    }
 
 
 @retry(
@@ -90,13 +108,14 @@ def build_services(settings: GatewaySettings) -> GatewayServices:
     pool_id = settings.user_pool_id or find_user_pool(cognito, settings.user_pool)
     client_id = settings.client_id or find_client(cognito, pool_id, settings.client_name)
     issuer, jwks_url = oidc_urls(settings, pool_id)
+    ingest = build_ingest(settings, sns=sns, s3=s3, ddb=ddb, topic_arn=topic_arn)
     jwks = Jwks(jwks_url)
     return GatewayServices(
         settings=settings,
         verifier=TokenVerifier(
             jwks, issuer, client_id, cognito_user_attributes(cognito), leeway=settings.clock_skew_seconds
         ),
-        ingest=build_ingest(settings, sns=sns, s3=s3, ddb=ddb, topic_arn=topic_arn),
+        ingest=ingest,
         reader=DynamoLakeReader(ddb, s3, settings.catalog_table_name),
         readiness={
             "hub": lambda: sns.get_topic_attributes(TopicArn=topic_arn),
@@ -105,6 +124,7 @@ def build_services(settings: GatewaySettings) -> GatewayServices:
             "lake": lambda: s3.head_bucket(Bucket=settings.lake_bucket_name),
             "identity": lambda: cognito.describe_user_pool(UserPoolId=pool_id),
         },
+        backlog=ingest.backlog,
     )
 
 

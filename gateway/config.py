@@ -22,3 +22,9 @@ class GatewaySettings(HubSettings):
     oidc_issuer: str | None = None
     jwks_url: str | None = None
     clock_skew_seconds: int = 30
+    # Back-pressure: refuse new messages (503 + Retry-After, MLLP AR) while any subscriber's queue holds
+    # more than this many waiting events; 0 turns it off. Read every backlog_refresh_seconds.
+    max_backlog: int = 1000
+    backlog_refresh_seconds: float = 2.0
+    # /readyz answers within this many seconds even when a dependency hangs.
+    readiness_timeout_seconds: float = 1.5

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.auth import Principal
+from gateway.backlog import BacklogMonitor
 from gateway.dedup import Claim, ClaimState, DedupStore, DedupUnavailable
 from gateway.problems import Problem, in_progress, unavailable
 from hub import er7
@@ -99,14 +100,17 @@ class IngestService:
         dedup: DedupStore,
         publisher: Publisher,
         *,
+        backlog: BacklogMonitor | None = None,
         after_publish: Callable[[Envelope], None] | None = None,
     ) -> None:
         self._dedup = dedup
         self._publisher = publisher
+        self._backlog = backlog
         # Fault injection for tests: runs between the publish and the dedup completion.
         self._after_publish = after_publish
 
     def ingest(self, body: bytes, media: MediaType, source: str) -> dict[str, Any]:
+        self._refuse_when_behind()
         try:
             text = er7.decode(body, media.charset)
             normalized = er7.normalize(text)
@@ -216,6 +220,25 @@ class IngestService:
             },
             "messages": results,
         }
+
+    @property
+    def backlog(self) -> BacklogMonitor | None:
+        return self._backlog
+
+    def _refuse_when_behind(self) -> None:
+        if self._backlog is None:
+            return
+        backlog = self._backlog.current()
+        if backlog.behind:
+            waiting = ", ".join(f"{name}: {backlog.depths[name]}" for name in backlog.behind)
+            raise Problem(
+                503,
+                "busy",
+                f"the pipeline is behind (events waiting: {waiting}; limit {backlog.limit}); "
+                "not acknowledged: retry the same request later",
+                details={"backlog": backlog.to_dict()},
+                headers={"Retry-After": "5"},
+            )
 
     def _keep_rejected(
         self, raw: bytes, source: str, err: er7.Er7Error, link: BatchLink | None = None

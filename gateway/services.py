@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.auth import TokenVerifier
+from gateway.backlog import BacklogMonitor
 from gateway.config import GatewaySettings
 from gateway.ingest import IngestService
 from gateway.lake_reader import LakeReader
@@ -20,3 +21,4 @@ class GatewayServices:
     ingest: IngestService
     reader: LakeReader
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+    backlog: BacklogMonitor | None = None

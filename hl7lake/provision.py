@@ -144,7 +144,7 @@ def ensure_user(cognito: Any, pool_id: str, user: DevUser) -> None:
 
 
 def provision(
-    settings: GatewaySettings | None = None, *, dev_users: bool = True, max_receive_count: int = 5
+    settings: GatewaySettings | None = None, *, dev_users: bool = True, max_receive_count: int = 10
 ) -> ProvisionResult:
     settings = settings or GatewaySettings()
     region = settings.region

@@ -21,7 +21,7 @@ class AwsCallSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HL7LAKE_AWS_", extra="ignore")
 
     connect_timeout: float = 1.0
-    read_timeout: float = 2.0
+    read_timeout: float = 1.5
     # Attempts in all (botocore's standard mode: jittered exponential back-off between them).
     max_attempts: int = 2
 
