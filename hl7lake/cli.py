@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from hl7lake.logs import configure
 
@@ -98,27 +99,50 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
 
 def _cmd_dlq(args: argparse.Namespace) -> int:
     configure("dlq")
-    from hub import aws, dlq
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from hl7lake.emulator import use_local_emulator_by_default
+    from hub import aws
     from hub.runtime import WorkerSettings
     from hub.topology import subscription
 
+    use_local_emulator_by_default()
     settings = WorkerSettings()
     try:
         sub = subscription(args.name)
     except LookupError as exc:
         print(f"hl7lake dlq: {exc}", file=sys.stderr)
         return 2
-    sqs = aws.client("sqs", settings.region)
-    dlq_url = sqs.get_queue_url(QueueName=settings.dlq_name(sub.name))["QueueUrl"]
+    try:
+        return _dlq_run(args, aws.client("sqs", settings.region), settings, sub.name)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
+            print(
+                f"hl7lake dlq: a queue of {sub.name} does not exist: run `hl7lake bootstrap`", file=sys.stderr
+            )
+            return 2
+        print(f"hl7lake dlq: AWS refused the request: {code or exc.__class__.__name__}", file=sys.stderr)
+        return 1
+    except BotoCoreError as exc:  # unreachable endpoint, no credentials, timeouts
+        print(f"hl7lake dlq: cannot reach SQS: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dlq_run(args: argparse.Namespace, sqs: Any, settings: Any, name: str) -> int:
+    """Lists or redrives; AWS errors propagate to `_cmd_dlq`, which turns them into one line."""
+    from hub import dlq
+
+    dlq_url = sqs.get_queue_url(QueueName=settings.dlq_name(name))["QueueUrl"]
     if args.redrive:
-        queue_url = sqs.get_queue_url(QueueName=settings.queue_name(sub.name))["QueueUrl"]
-        print(json.dumps({"redriven": dlq.redrive(sqs, dlq_url, queue_url)}))
+        queue_url = sqs.get_queue_url(QueueName=settings.queue_name(name))["QueueUrl"]
+        print(json.dumps(dlq.redrive(sqs, dlq_url, queue_url).to_dict()))
         return 0
     letters = dlq.peek(sqs, dlq_url, args.limit)
     for letter in letters:
         print(json.dumps({"id": letter.message_id, "event": letter.event, "tries": letter.receive_count,
-                          "reason": letter.reason}))  # fmt: skip
-    print(f"{len(letters)} message(s) in {settings.dlq_name(sub.name)}", file=sys.stderr)
+                          "failures": letter.failures, "reason": letter.explanation()}))  # fmt: skip
+    print(f"{len(letters)} message(s) in {settings.dlq_name(name)}", file=sys.stderr)
     return 0
 
 
@@ -154,7 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     parse.set_defaults(func=_cmd_parse)
     dead = sub.add_parser("dlq", help="list a worker's dead-letter queue (ids, never bodies) or redrive it")
     dead.add_argument("name", help="er7-staging or lake-writer")
-    dead.add_argument("--redrive", action="store_true", help="move every message back to the worker's queue")
+    dead.add_argument(
+        "--redrive",
+        action="store_true",
+        help="move what the DLQ holds back to the worker's queue (not-envelope bodies stay, reported)",
+    )
     dead.add_argument("--limit", type=int, default=100)
     dead.set_defaults(func=_cmd_dlq)
     health = sub.add_parser("healthcheck", help="exit 0 when a service is healthy (container health checks)")
