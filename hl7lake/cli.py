@@ -164,7 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     boot = sub.add_parser("bootstrap", help="create or update every resource (idempotent)")
     boot.add_argument("--no-dev-users", dest="dev_users", action="store_false", help="do not seed dev users")
     boot.add_argument(
-        "--max-receive-count", type=int, default=5, help="tries before a message goes to the DLQ"
+        "--max-receive-count",
+        type=int,
+        default=10,
+        help="receives without an outcome (worker killed, answer lost) before SQS dead-letters a message",
     )
     boot.set_defaults(func=_cmd_bootstrap)
     token = sub.add_parser("token", help="print a bearer token from the Cognito API")

@@ -76,15 +76,21 @@ class LakeWriter:
         self._objects.put(key, str(raw).encode("utf-8"), "application/hl7-v2; charset=utf-8")
         self._catalog.record_received(entry, layout.s3_uri(self._objects.bucket, key))
 
+    def _uri(self, key: str) -> str:
+        return layout.s3_uri(self._objects.bucket, key)
+
     def _parsed(self, envelope: Envelope, entry: CatalogEntry) -> None:
         document = load_payload(envelope, self._payloads)
         key = self._key(layout.PARSED, envelope)
         self._objects.put(key, _json_bytes(document), "application/json")
         findings = list(envelope.extra.get("findings") or [])
-        self._catalog.record_parsed(entry, layout.s3_uri(self._objects.bucket, key), findings)
+        # The raw object's key follows from the metadata: its `received` event writes it (or has).
+        raw_uri = self._uri(self._key(layout.RAW, envelope))
+        self._catalog.record_parsed(entry, raw_uri, self._uri(key), findings)
 
     def _failed(self, envelope: Envelope, entry: CatalogEntry) -> None:
         error = envelope.error or {"reason": "unknown failure"}
+        raw_uri = self._uri(self._key(layout.RAW, envelope))
         if envelope.payload is not None or envelope.payload_ref is not None:
             # Rejected at the front door: the raw bytes it could not read are kept beside the error.
             raw = load_payload(envelope, self._payloads)
@@ -95,7 +101,7 @@ class LakeWriter:
             )
             raw_key = self._key(layout.ERRORS, envelope, suffix="hl7")
             self._objects.put(raw_key, body, "application/hl7-v2")
-            self._catalog.record_received(entry, layout.s3_uri(self._objects.bucket, raw_key))
+            raw_uri = self._uri(raw_key)
         key = self._key(layout.ERRORS, envelope)
         record = {
             "id": envelope.id,
@@ -106,4 +112,4 @@ class LakeWriter:
             "error": error,
         }
         self._objects.put(key, _json_bytes(record), "application/json")
-        self._catalog.record_failed(entry, layout.s3_uri(self._objects.bucket, key), error)
+        self._catalog.record_failed(entry, raw_uri, self._uri(key), error)

@@ -107,4 +107,4 @@ def test_large_message_goes_through_the_claim_check(running: TestClient) -> None
 def test_readiness_reports_every_dependency(running: TestClient) -> None:
     ready = running.get("/readyz").json()
     assert ready["status"] == "ready"
-    assert set(ready["checks"]) == {"hub", "dedup", "catalog", "lake", "identity"}
+    assert set(ready["checks"]) == {"hub", "dedup", "catalog", "lake", "identity", "backlog"}

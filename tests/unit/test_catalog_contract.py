@@ -1,0 +1,107 @@
+"""The catalog's order rules, on the in-memory fake and on DynamoDB (moto in process) side by side:
+events arrive in any order and any number of times; the item ends in the state of the latest stage."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+from moto import mock_aws
+
+from lake.catalog import Catalog, CatalogEntry, DynamoCatalog, MemoryCatalog
+
+ENTRY = CatalogEntry(
+    id="01JCAT",
+    source="hospital-a",
+    message_type="ADT^A01",
+    control_id="C1",
+    received_at="2026-01-02T03:04:05Z",
+)
+RAW, PARSED, ERROR = "s3://lake/raw/x.hl7", "s3://lake/parsed/x.json", "s3://lake/errors/x.json"
+
+Reader = Callable[[str], dict[str, Any]]
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def catalog(request: pytest.FixtureRequest) -> Iterator[tuple[Catalog, Reader]]:
+    if request.param == "memory":
+        memory = MemoryCatalog()
+        yield memory, lambda i: memory.items.get(i, {})
+        return
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        table = f"catalog-{uuid.uuid4().hex[:8]}"
+        ddb.create_table(
+            TableName=table,
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        de = TypeDeserializer()
+
+        def read(message_id: str) -> dict[str, Any]:
+            item = ddb.get_item(TableName=table, Key={"id": {"S": message_id}}).get("Item", {})
+            return {k: de.deserialize(v) for k, v in item.items()}
+
+        yield DynamoCatalog(ddb, table), read
+
+
+EVENTS: dict[str, Callable[[Catalog], None]] = {
+    "received": lambda c: c.record_received(ENTRY, RAW),
+    "parsed": lambda c: c.record_parsed(ENTRY, RAW, PARSED, []),
+    "failed": lambda c: c.record_failed(ENTRY, RAW, ERROR, {"reason": "bad MSH-9", "field": "MSH-9"}),
+}
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(["received", "parsed"])))
+def test_parsed_wins_in_any_order(catalog: tuple[Catalog, Reader], order: tuple[str, ...]) -> None:
+    store, read = catalog
+    for name in order:
+        EVENTS[name](store)
+    item = read(ENTRY.id)
+    assert (item["status"], item["raw"], item["parsed"]) == ("parsed", RAW, PARSED)
+    assert item["messageType"] == "ADT^A01" and item["sortKey"] == f"{ENTRY.received_at}#{ENTRY.id}"
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(["received", "failed"])))
+def test_failed_wins_over_received_in_any_order(
+    catalog: tuple[Catalog, Reader], order: tuple[str, ...]
+) -> None:
+    store, read = catalog
+    for name in order:
+        EVENTS[name](store)
+    item = read(ENTRY.id)
+    assert (item["status"], item["errorLocation"], item["raw"]) == ("failed", ERROR, RAW)
+    assert item["error"]["field"] == "MSH-9"
+
+
+@pytest.mark.parametrize("first", ["received", "parsed", "failed"])
+def test_a_redelivery_changes_nothing(catalog: tuple[Catalog, Reader], first: str) -> None:
+    store, read = catalog
+    EVENTS[first](store)
+    before = {k: v for k, v in read(ENTRY.id).items() if k != "updatedAt"}
+    EVENTS[first](store)
+    assert {k: v for k, v in read(ENTRY.id).items() if k != "updatedAt"} == before
+
+
+def test_failed_never_overrides_parsed(catalog: tuple[Catalog, Reader]) -> None:
+    store, read = catalog
+    EVENTS["parsed"](store)
+    EVENTS["failed"](store)
+    EVENTS["received"](store)
+    item = read(ENTRY.id)
+    assert item["status"] == "parsed" and "error" not in item and "errorLocation" not in item
+
+
+def test_parsed_after_failed_clears_the_error(catalog: tuple[Catalog, Reader]) -> None:
+    store, read = catalog
+    EVENTS["failed"](store)
+    store.record_parsed(ENTRY, RAW, PARSED, [{"code": "length", "where": "PID-5"}])
+    item = read(ENTRY.id)
+    assert item["status"] == "parsed" and "error" not in item
+    assert item["findings"] == [{"code": "length", "where": "PID-5"}]
