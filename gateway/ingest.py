@@ -15,7 +15,7 @@ from gateway.problems import Problem, in_progress, unavailable
 from hub import er7
 from hub.events import Envelope, Event, Format, utc_timestamp
 from hub.ids import new_message_id
-from hub.publisher import HubUnavailable, Publisher
+from hub.publisher import HubRejected, HubUnavailable, Publisher
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,17 @@ class IngestService:
         except (HubUnavailable, DedupUnavailable) as exc:
             self._abandon(key, claim)
             raise unavailable(str(exc)) from None
+        except HubRejected:
+            self._abandon(key, claim)
+            error_id = new_message_id()
+            log.error("hub rejected event id=%s error_id=%s source=%s", message_id, error_id, source)
+            raise Problem(
+                500,
+                "internal",
+                "the hub refused this message's event: a defect on our side, not in your message; "
+                f"not acknowledged (error id {error_id})",
+                details={"errorId": error_id},
+            ) from None
         if self._after_publish is not None:
             self._after_publish(envelope)
         try:

@@ -214,3 +214,20 @@ def test_dynamodb_claim_is_one_round_trip_on_conflict(clock: Clock) -> None:
         calls.clear()
         assert store.claim("k", "id-2", "t2").state is ClaimState.DUPLICATE
         assert calls == ["PutItem"]
+
+
+class RejectingHub(MemoryHub):
+    def publish(self, envelope: Envelope) -> str:
+        from hub.publisher import HubRejected
+
+        raise HubRejected("hub rejected the event: InvalidParameter")
+
+
+def test_a_hub_rejection_is_a_500_with_an_error_id_never_a_503(store: DedupStore) -> None:
+    service = IngestService(store, RejectingHub())
+    with pytest.raises(Problem) as refused:
+        service.ingest(MSG, MEDIA, "hospital-a")
+    assert refused.value.status == 500 and refused.value.details["errorId"]
+    assert "Retry-After" not in refused.value.headers
+    # The claim was let go: once the defect is fixed, the sender's retry goes through.
+    assert IngestService(store, MemoryHub()).ingest(MSG, MEDIA, "hospital-a")["status"] == "accepted"
