@@ -71,7 +71,7 @@ class SqsConsumer:
         self,
         sqs: Any,
         queue_url: str,
-        handler: Handler | None = None,
+        handler: Handler | Batched | None = None,
         *,
         batch_handler: BatchHandler | None = None,
         dlq_url: str | None = None,
@@ -84,11 +84,13 @@ class SqsConsumer:
         name: str = "consumer",
         heartbeat: Path | None = None,
     ) -> None:
+        if isinstance(handler, Batched):
+            batch_handler, handler = handler.handle, None
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler or batch_handler")
         self._sqs = sqs
         self._queue_url = queue_url
-        self._handler = handler
+        self._handler: Handler | None = handler
         self._batch_handler = batch_handler
         self._dlq_url = dlq_url
         self._batch_size = max(1, min(10, batch_size))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict, deque
+from collections.abc import Sequence
 
 from hub.events import Envelope
 from hub.payloads import MemoryPayloadStore, PayloadStore, offload_if_large
@@ -38,6 +39,16 @@ class MemoryHub:
             if sub.matches(attributes):
                 self.queues[name].append(envelope)
         return f"memory-{next(self._ids)}"
+
+    def publish_batch(self, envelopes: Sequence[Envelope]) -> list[Exception | None]:
+        outcomes: list[Exception | None] = []
+        for envelope in envelopes:
+            try:
+                self.publish(envelope)
+                outcomes.append(None)
+            except HubUnavailable as exc:
+                outcomes.append(exc)
+        return outcomes
 
     def drain(self, name: str) -> list[Envelope]:
         queue = self.queues[name]

@@ -55,12 +55,10 @@ def run_worker(
     sqs = aws.client("sqs", settings.region, read_timeout=settings.wait_seconds + 5, max_attempts=3)
     queue_url = sqs.get_queue_url(QueueName=settings.queue_name(sub.name))["QueueUrl"]
     dlq_url = sqs.get_queue_url(QueueName=settings.dlq_name(sub.name))["QueueUrl"]
-    handler = build_handler(settings)
     consumer = SqsConsumer(
         sqs,
         queue_url,
-        None if isinstance(handler, Batched) else handler,
-        batch_handler=handler.handle if isinstance(handler, Batched) else None,
+        build_handler(settings),
         dlq_url=dlq_url,
         max_failures=settings.max_failures,
         wait_seconds=settings.wait_seconds,

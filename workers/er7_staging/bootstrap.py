@@ -8,7 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub import aws
-from hub.consumer import Handler
+from hub.consumer import Batched
 from hub.payloads import S3PayloadStore
 from hub.publisher import SnsPublisher
 from hub.runtime import WorkerSettings, run_worker
@@ -27,13 +27,13 @@ class StagingSettings(BaseSettings):
     validate_messages: bool = Field(default=False, validation_alias="HL7LAKE_VALIDATE")
 
 
-def build_handler(settings: WorkerSettings, staging: StagingSettings | None = None) -> Handler:
+def build_handler(settings: WorkerSettings, staging: StagingSettings | None = None) -> Batched:
     staging = staging or StagingSettings()
     sns = aws.worker_client("sns", settings.region)
     payloads = S3PayloadStore(aws.worker_client("s3", settings.region), settings.payload_bucket_name)
     topic_arn = settings.topic_arn or aws.resolve_topic_arn(sns, settings.topic_name)
     publisher = SnsPublisher(sns, topic_arn, payloads, settings.max_inline_bytes)
-    return Er7StagingHandler(publisher, payloads, validate=staging.validate_messages).handle
+    return Batched(Er7StagingHandler(publisher, payloads, validate=staging.validate_messages).handle_batch)
 
 
 def run(settings: WorkerSettings | None = None, stop: threading.Event | None = None) -> None:

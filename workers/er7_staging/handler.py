@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 from hub.er7 import Er7Error
@@ -35,13 +36,33 @@ class Er7StagingHandler:
         self._validate = validate
 
     def handle(self, envelope: Envelope) -> None:
+        outcome = self.handle_batch([envelope])[0]
+        if outcome is not None:
+            raise outcome
+
+    def handle_batch(self, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
+        """Parses each received message, then publishes every result in as few calls as SNS allows.
+        An outcome is None when the result is in the hub, else the error (the consumer retries)."""
+        outcomes: list[BaseException | None] = [None] * len(envelopes)
+        results: list[tuple[int, Envelope]] = []
+        for index, envelope in enumerate(envelopes):
+            try:
+                results.append((index, self._result(envelope)))
+            except Exception as exc:  # the payload could not be fetched (claim-check bucket down)
+                outcomes[index] = exc
+        published = self._publisher.publish_batch([result for _, result in results])
+        for (index, _), outcome in zip(results, published, strict=True):
+            outcomes[index] = outcome
+        return outcomes
+
+    def _result(self, envelope: Envelope) -> Envelope:
+        """The `message.parsed` or `message.failed` event for one received message."""
         text = str(load_payload(envelope, self._payloads))
         started = time.process_time()
         try:
             document = parse_document(text, message_id=envelope.id)
         except Er7Error as err:
-            self._fail(envelope, err.to_dict())
-            return
+            return self._failure(envelope, err.to_dict())
         except Exception as exc:  # a parser bug must not poison the queue: report it as a failure
             # Where, not what: an exception's text may quote message content (no PHI in logs).
             frame = traceback.extract_tb(exc.__traceback__)[-1]
@@ -52,8 +73,7 @@ class Er7StagingHandler:
                 frame.filename.rsplit("/", 1)[-1],
                 frame.lineno,
             )
-            self._fail(envelope, {"reason": f"internal parser error ({exc.__class__.__name__})"})
-            return
+            return self._failure(envelope, {"reason": f"internal parser error ({exc.__class__.__name__})"})
         cpu_ms = (time.process_time() - started) * 1000
         extra, checked = envelope.extra, ""
         if self._validate:
@@ -64,7 +84,6 @@ class Er7StagingHandler:
             checked = (
                 f" findings={len(findings)} validate_cpu_ms={(time.process_time() - started) * 1000:.1f}"
             )
-        self._publisher.publish(envelope.derive(Event.PARSED, Format.JSON, payload=document, extra=extra))
         log.info(
             "parsed id=%s type=%s segments=%d cpu_ms=%.2f%s",
             envelope.id,
@@ -73,13 +92,14 @@ class Er7StagingHandler:
             cpu_ms,
             checked,
         )
+        return envelope.derive(Event.PARSED, Format.JSON, payload=document, extra=extra)
 
-    def _fail(self, envelope: Envelope, error: dict[str, Any]) -> None:
+    def _failure(self, envelope: Envelope, error: dict[str, Any]) -> Envelope:
         error = bounded_error(error)
         log.info(
             "parse failed id=%s type=%s field=%s", envelope.id, envelope.message_type, error.get("field")
         )
-        self._publisher.publish(envelope.derive(Event.FAILED, Format.JSON, error=error))
+        return envelope.derive(Event.FAILED, Format.JSON, error=error)
 
 
 def bounded_error(error: dict[str, Any]) -> dict[str, Any]:
