@@ -295,13 +295,17 @@ class Supervisor:
         log_file = child.log_file.open(mode)
         # Own session: Ctrl-C reaches only this supervisor, which stops children in order
         # (services first, the emulator last) instead of everything dying at once.
-        process = subprocess.Popen(
-            child.command,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            process = subprocess.Popen(
+                child.command,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError:
+            log_file.close()
+            raise
         assert process.stdout is not None
         child.process = process
         child.restart_due = None

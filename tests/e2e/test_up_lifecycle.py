@@ -93,18 +93,35 @@ def test_a_service_crashing_at_start_up_shows_its_exit_code_and_last_lines(tmp_p
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:  # a thread that just ended
+            continue
     return found
 
 
 def _cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:  # a process that just ended
+        return ""
 
 
 @pytest.mark.skipif(bool(EXTERNAL_ENDPOINT), reason="needs the embedded emulator")
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the emulator through /proc")
-def test_the_emulator_dying_stops_the_stack(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_killed_worker_comes_back_and_the_emulator_dying_stops_the_stack(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     with running_stack(tmp_path) as stack:
+        worker = next(pid for pid in _children(stack.process.pid) if "lake-writer" in _cmdline(pid))
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not any(
+            "lake-writer" in _cmdline(pid) for pid in _children(stack.process.pid) if pid != worker
+        ):
+            assert time.monotonic() < deadline, "lake-writer was not restarted"
+            assert stack.process.poll() is None, "the stack stopped instead of restarting lake-writer"
+            time.sleep(0.2)
         children = _children(stack.process.pid)
         emulator = next(pid for pid in children if "emulator" in _cmdline(pid) or "moto" in _cmdline(pid))
         os.kill(emulator, signal.SIGKILL)
