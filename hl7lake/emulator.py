@@ -60,7 +60,18 @@ def wait_http(url: str, timeout: float) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s ({last})")
 
 
-def start_emulator(host: str, port: int, log_file: Path) -> subprocess.Popen[bytes]:
+def emulator_command(host: str, port: int, state_dir: Path | None = None) -> list[str]:
+    command = [sys.executable, "-m", "hl7lake.emulator_server", "--host", host, "--port", str(port)]
+    if state_dir is not None:
+        command += ["--state-dir", str(state_dir)]
+    return command
+
+
+def start_emulator(
+    host: str, port: int, log_file: Path, state_dir: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Starts our moto launcher (hl7lake.emulator_server) and waits until it answers. With a state
+    dir it restores the state saved there and saves it again on `stop_emulator` (and every 30 s)."""
     if port_in_use(host, port):
         raise RuntimeError(
             f"port {port} on {host} is taken: stop what runs there, or set HL7LAKE_EMULATOR_PORT, "
@@ -69,15 +80,34 @@ def start_emulator(host: str, port: int, log_file: Path) -> subprocess.Popen[byt
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+            emulator_command(host, port, state_dir),
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **EMULATOR_ENV},
             start_new_session=True,
         )
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the emulator exited with code {process.returncode} at start: see {log_file}")
+        try:
+            wait_http(f"http://{host}:{port}/moto-api/", timeout=0.5)
+            return process
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                raise
+
+
+def stop_emulator(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Stops the emulator gracefully: SIGTERM makes it save its state (if it has a state dir) and
+    exit; only if it has not exited within `timeout` is it killed (and that state not saved)."""
+    if process.poll() is not None:
+        return
+    process.terminate()
     try:
-        wait_http(f"http://{host}:{port}/moto-api/", timeout=30)
-    except TimeoutError:
-        process.terminate()
-        raise
-    return process
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

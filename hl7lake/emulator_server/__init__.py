@@ -1,0 +1,1 @@
+"""Our launcher for moto's server: SQS and request-overhead patches, and state across restarts."""
