@@ -8,7 +8,6 @@ Each service's output goes to the console and to `<run dir>/logs/<name>.log`.
 from __future__ import annotations
 
 import errno
-import inspect
 import logging
 import os
 import pwd
@@ -29,8 +28,7 @@ from typing import IO, BinaryIO
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hl7lake import emulator as emulator_launcher
-from hl7lake.emulator import EMULATOR_ENV
+from hl7lake.emulator import EMULATOR_ENV, start_emulator, stop_emulator
 from hl7lake.logs import configure
 
 log = logging.getLogger("hl7lake.up")
@@ -498,31 +496,14 @@ def _start_embedded_emulator(settings: UpSettings, log_file: Path) -> subprocess
     for key, value in EMULATOR_ENV.items():
         os.environ.setdefault(key, value)
     os.environ["AWS_ENDPOINT_URL"] = endpoint
-    start: Callable[..., subprocess.Popen[bytes]] = emulator_launcher.start_emulator
-    extra: dict[str, Path] = {}
-    if "state_dir" in inspect.signature(start).parameters:
-        extra["state_dir"] = Path(settings.state_dir)
     try:
-        emulator = start(settings.emulator_host, settings.emulator_port, log_file, **extra)
+        emulator = start_emulator(
+            settings.emulator_host, settings.emulator_port, log_file, state_dir=Path(settings.state_dir)
+        )
     except (RuntimeError, TimeoutError) as exc:
         raise StackFailure(f"emulator did not start: {exc}; its log: {log_file}") from exc
     log.info("emulator up endpoint=%s pid=%d log=%s", endpoint, emulator.pid, log_file)
     return emulator
-
-
-def _stop_emulator(emulator: subprocess.Popen[bytes]) -> None:
-    if emulator.poll() is not None:
-        return
-    stop = getattr(emulator_launcher, "stop_emulator", None)
-    if stop is not None:
-        stop(emulator)
-        return
-    emulator.terminate()
-    try:
-        emulator.wait(10)
-    except subprocess.TimeoutExpired:
-        emulator.kill()
-        emulator.wait()
 
 
 EMULATOR_DEATH = (
@@ -582,7 +563,7 @@ def _stop_stack(supervisor: Supervisor | None, emulator: subprocess.Popen[bytes]
     if supervisor is not None:
         supervisor.stop()  # services first: they finish in-flight work against a live emulator
     if emulator is not None:
-        _stop_emulator(emulator)  # last: it saves its state
+        stop_emulator(emulator)  # last: it saves its state
     log.info("stopped")
 
 
