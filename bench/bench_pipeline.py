@@ -55,11 +55,13 @@ def main() -> int:
     args = parser.parse_args()
     emulator_port, port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HL7LAKE_"))}
+    run_dir = tempfile.mkdtemp()
     env.update(
+        HL7LAKE_STATE_DIR=str(Path(run_dir) / "state"),
         HL7LAKE_EMULATOR_PORT=str(emulator_port),
         HL7LAKE_PORT=str(port),
         HL7LAKE_MLLP_PORT=str(free_port()),
-        HL7LAKE_RUN_DIR=tempfile.mkdtemp(),
+        HL7LAKE_RUN_DIR=run_dir,
         HL7LAKE_LOG_LEVEL="WARNING",
         HL7LAKE_WAIT_SECONDS="1",
     )

@@ -59,14 +59,19 @@ def running_stack(run_dir: Path, timeout: float = 120) -> Iterator[RunningStack]
         HL7LAKE_PORT=str(gateway_port),
         HL7LAKE_MLLP_PORT=str(mllp_port),
         HL7LAKE_RUN_DIR=str(run_dir),
+        # Never the developer's own lake (.run/state): each stack keeps its state beside its logs.
+        HL7LAKE_STATE_DIR=str(run_dir / "state"),
         HL7LAKE_WAIT_SECONDS="1",
     )
     env.update(external_env(), HL7LAKE_PREFIX=f"e2e{uuid.uuid4().hex[:8]}")
-    process = subprocess.Popen([sys.executable, "-m", "hl7lake", "up"], env=env)
+    banner = run_dir / "up.stdout"
+    with banner.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "hl7lake", "up"], env=env, stdout=out)
     url = f"http://127.0.0.1:{gateway_port}"
     try:
         deadline = time.monotonic() + timeout
-        while not _ready(url, mllp_port):
+        # Up when `hl7lake up` says so (its start-up checks are over), and the endpoints answer.
+        while "hl7lake is up" not in banner.read_text(errors="replace") or not _ready(url, mllp_port):
             if process.poll() is not None:
                 raise AssertionError(f"hl7lake up exited with {process.returncode}")
             if time.monotonic() > deadline:

@@ -32,7 +32,7 @@ def test_subscriptions_in_templates_match_the_hub_topology() -> None:
 
 def test_bootstrap_matches_templates_and_is_idempotent(stack) -> None:
     settings, first = stack
-    second = provision(settings, max_receive_count=2)
+    second = provision(settings, max_receive_count=4)
     assert (second.topic_arn, second.queues, second.user_pool_id, second.client_id) == (
         first.topic_arn,
         first.queues,
@@ -40,7 +40,8 @@ def test_bootstrap_matches_templates_and_is_idempotent(stack) -> None:
         first.client_id,
     )
     cf = aws.client("cloudformation", settings.region)
-    exports = {e["Name"] for e in cf.list_exports()["Exports"]}
+    pages = cf.get_paginator("list_exports").paginate()
+    exports = {e["Name"] for page in pages for e in page["Exports"]}
     core = stack_name(settings.prefix, "core")
     assert {f"{core}-{k}" for k in ("Bucket", "ArtifactBucket", "Topic", "Catalog", "CatalogArn")} <= exports
 
@@ -58,7 +59,7 @@ def test_bootstrap_matches_templates_and_is_idempotent(stack) -> None:
         attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         redrive = json.loads(attrs["RedrivePolicy"])
         assert redrive["deadLetterTargetArn"].endswith(f"{settings.prefix}-{name}-dlq")
-        assert int(redrive["maxReceiveCount"]) == 2
+        assert int(redrive["maxReceiveCount"]) == 4
         policy = json.loads(attrs["Policy"])
         assert policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"] == first.topic_arn
 
