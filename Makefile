@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: up test lint format unit integration e2e test-localstack compose-tool bench-parse bench clean
+.PHONY: up test lint format unit integration e2e test-localstack compose-tool bench-parse bench soak chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed-run
 
+# `make up ARGS=--fresh` starts with an empty lake (the saved state in .run/state is deleted).
 up: $(VENV)/.installed-run
-	$(BIN)/hl7lake up
+	$(BIN)/hl7lake up $(ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
@@ -58,6 +59,15 @@ bench-parse: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_pipeline.py
+
+# 10,000 messages (HTTP, MLLP, batch bodies, 10% duplicates, 4 senders), then proof that every
+# acknowledged message is in the lake exactly once; `make chaos` also kills each service in turn.
+SOAK_MESSAGES ?= 10000
+soak: $(VENV)/.installed-dev
+	cd bench && ../$(BIN)/python soak.py --messages $(SOAK_MESSAGES) --json ../.run/soak.json
+
+chaos: $(VENV)/.installed-dev
+	cd bench && ../$(BIN)/python soak.py --messages 2000 --chaos --chaos-every 15 --json ../.run/chaos.json
 
 # .run holds the services' logs, heartbeats and the emulator's saved state (.run/state, unless
 # HL7LAKE_STATE_DIR points elsewhere): after `make clean` the lake starts empty.

@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,10 @@ def plan(count: int, duplicates: float, seed: int) -> list[Unit]:
 
 
 class Sender:
-    def __init__(self, url: str, mllp_port: int, token: str, tally: Tally, deadline_s: float) -> None:
+    def __init__(
+        self, url: str, mllp_port: int, token: str, tally: Tally, deadline_s: float, alive: Callable[[], bool]
+    ) -> None:
+        self.alive = alive
         self.client = httpx.Client(base_url=url, timeout=30)
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/hl7-v2"}
         self.mllp_port = mllp_port
@@ -114,7 +118,7 @@ class Sender:
 
     def send(self, unit: Unit) -> None:
         give_up = time.monotonic() + self.deadline_s
-        while time.monotonic() < give_up:
+        while time.monotonic() < give_up and self.alive():
             try:
                 wait = self._try(unit)
             except (httpx.HTTPError, OSError) as exc:  # the front door died under us: retry the same bytes
@@ -212,10 +216,14 @@ def memory_and_cpu(pids: dict[str, int]) -> dict[str, dict[str, float]]:
     return report
 
 
-def chaos(up_pid: int, stop: threading.Event, every: float, log: list[str]) -> None:
-    victims = ["gateway", "lake-writer", "er7-staging", "mllp"]
+VICTIMS = ("gateway", "lake-writer", "er7-staging", "mllp")
+
+
+def chaos(
+    up_pid: int, stop: threading.Event, every: float, victims: list[str], kills: int, log: list[str]
+) -> None:
     turn = 0
-    while not stop.wait(every):
+    while len(log) < kills and not stop.wait(every):
         role = victims[turn % len(victims)]
         turn += 1
         pid = children_of(up_pid).get(role)
@@ -290,6 +298,10 @@ def main() -> int:
     parser.add_argument("--duplicates", type=float, default=0.1)
     parser.add_argument("--chaos", action="store_true", help="kill -9 a service every --chaos-every s")
     parser.add_argument("--chaos-every", type=float, default=20.0)
+    parser.add_argument("--kills", type=int, default=1_000_000, help="at most this many kills")
+    parser.add_argument(
+        "--victims", default=",".join(VICTIMS), help=f"comma-separated, of {', '.join(VICTIMS)}"
+    )
     parser.add_argument("--drain-timeout", type=float, default=1800.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="write the report here too")
@@ -336,15 +348,17 @@ def main() -> int:
         aws = {n: boto3.client(s, **aws_env) for n, s in (("ddb", "dynamodb"), ("s3", "s3"), ("sqs", "sqs"))}
         if args.chaos:
             threading.Thread(
-                target=chaos, args=(up.pid, stop_chaos, args.chaos_every, kills), daemon=True
+                target=chaos,
+                args=(up.pid, stop_chaos, args.chaos_every, args.victims.split(","), args.kills, kills),
+                daemon=True,
             ).start()
         queue: list[Unit] = list(reversed(units))
         queue_lock = threading.Lock()
         peak_depth = 0
 
         def sender_loop() -> None:
-            sender = Sender(url, mllp_port, token, tally, deadline_s=600)
-            while True:
+            sender = Sender(url, mllp_port, token, tally, deadline_s=300, alive=lambda: up.poll() is None)
+            while up.poll() is None:
                 with queue_lock:
                     if not queue:
                         return
@@ -363,8 +377,10 @@ def main() -> int:
             print(f"  {elapsed:6.0f}s sent {done}/{args.messages} acked {len(tally.acked)}", file=sys.stderr)
         sent_in = time.monotonic() - started
         stop_chaos.set()
+        if up.poll() is not None:
+            raise SystemExit(f"hl7lake up stopped during the load (exit {up.returncode}); logs in {run_dir}")
         drain_started = time.monotonic()
-        while time.monotonic() - drain_started < args.drain_timeout:
+        while time.monotonic() - drain_started < args.drain_timeout and up.poll() is None:
             depths = queue_depths(aws["sqs"], "hl7lake-")
             working = {k: v for k, v in depths.items() if not k.endswith("-dlq")}
             if not any(working.values()):

@@ -96,3 +96,18 @@ def prefix(monkeypatch: pytest.MonkeyPatch) -> str:
     value = f"t{uuid.uuid4().hex[:10]}"
     monkeypatch.setenv("HL7LAKE_PREFIX", value)
     return value
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_log_handlers() -> Iterator[None]:
+    """A CLI run in-process (`hl7lake dlq`, `parse`) configures logging onto pytest's captured stderr;
+    once that stream is closed, threads that outlive the test (the session's moto server) would log
+    into it. Remove what the test added."""
+    import logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    yield
+    for handler in list(root.handlers):
+        if handler not in before and type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
