@@ -416,6 +416,7 @@ def main() -> int:
             up.kill()
     print_report(report)
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))
     bad = (
         report.get("lost", 1)
