@@ -17,17 +17,10 @@ import pytest
 
 from hl7lake.cli import build_parser
 from hl7lake.emulator import free_port
-from hl7lake.up import (
-    PortClaim,
-    Probe,
-    StackFailure,
-    Supervisor,
-    UpSettings,
-    check_ports_free,
-    port_claims,
-    prepare_state_dir,
-    wait_until_ready,
-)
+from hl7lake.ports import PortClaim, StackFailure, check_ports_free
+from hl7lake.readiness import Probe, wait_until_ready
+from hl7lake.supervisor import Supervisor
+from hl7lake.up import UpSettings, port_claims, prepare_state_dir
 
 EXITS_AT_ONCE = [
     sys.executable,
