@@ -20,15 +20,9 @@ pytestmark = pytest.mark.e2e
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the services through /proc")
 def test_front_doors_killed_mid_load_lose_and_double_nothing(tmp_path: Path, corpus_dir: Path) -> None:
     report_file = tmp_path / "soak.json"
+    options = "--messages 160 --chaos --chaos-every 2 --kills 4 --victims gateway,mllp --drain-timeout 120"
     result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "soak.py"),
-            "--messages", "160",
-            "--chaos", "--chaos-every", "2", "--kills", "4", "--victims", "gateway,mllp",
-            "--drain-timeout", "120",
-            "--json", str(report_file),
-        ],  # fmt: skip
+        [sys.executable, str(ROOT / "bench" / "soak.py"), *options.split(), "--json", str(report_file)],
         capture_output=True,
         text=True,
         timeout=240,
