@@ -14,6 +14,8 @@ import boto3
 from botocore.config import Config
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub import callcount
+
 
 class AwsCallSettings(BaseSettings):
     """HL7LAKE_AWS_CONNECT_TIMEOUT, HL7LAKE_AWS_READ_TIMEOUT, HL7LAKE_AWS_MAX_ATTEMPTS."""
@@ -28,7 +30,11 @@ class AwsCallSettings(BaseSettings):
 
 @cache
 def _session(region: str) -> boto3.session.Session:
-    return boto3.session.Session(region_name=region)
+    session = boto3.session.Session(region_name=region)
+    counter = callcount.counter_from_env()
+    if counter is not None:  # the pipeline benchmark counts calls per service and operation
+        session.events.register("before-call", counter.count)
+    return session
 
 
 @cache
