@@ -1,9 +1,14 @@
 """Self-managed deduplication (Powertools-style idempotency records in DynamoDB).
 
-A record per (source, SHA-256 of the normalized message): INPROGRESS while the gateway publishes,
-COMPLETED once the message is in the hub. The record names the message id and receipt time the
-message was given, so that whatever happens to the request holding the claim, the message keeps
-that identity:
+A message is a duplicate when the same source sent the same normalized content (SHA-256 digest)
+before. The claim lives first in the record of the message's control id (``ctl#source#MSH-10``,
+holding the digest): one conditional put decides new, duplicate or in progress, and a conflict
+returns the record in the same round trip. Only a control id reused with different content needs a
+second record, keyed by the content (``source#digest``); that message is flagged ``controlIdReused``.
+
+A claim is INPROGRESS while the gateway publishes, COMPLETED once the message is in the hub. It names
+the message id and receipt time the message was given, so that whatever happens to the request
+holding the claim, the message keeps that identity:
 
 - a publish that failed (or timed out, and so may have reached the hub after all) *abandons* the
   claim: the sender's retry takes it over at once;
@@ -20,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -36,26 +41,56 @@ class ClaimState(StrEnum):
 
 
 @dataclass(frozen=True)
+class Fingerprint:
+    """What identifies a message for deduplication."""
+
+    source: str
+    control_id: str
+    digest: str
+
+    @property
+    def control_key(self) -> str:
+        return f"ctl#{self.source}#{self.control_id}"
+
+    @property
+    def content_key(self) -> str:
+        return f"{self.source}#{self.digest}"
+
+
+@dataclass(frozen=True)
 class Claim:
     state: ClaimState
     message_id: str
     received_at: str
+    key: str = ""  # the record that holds it
+    digest: str = ""
     # True when this claim took over one that was abandoned or left by a crash: the message may
     # already be in the hub under this id.
     resumed: bool = False
+    # True when the control id was seen before with different content.
+    control_id_reused: bool = False
 
 
 class DedupStore(Protocol):
-    def claim(self, key: str, message_id: str, received_at: str) -> Claim: ...
+    def claim(self, fingerprint: Fingerprint, message_id: str, received_at: str) -> Claim: ...
 
-    def complete(self, key: str, claim: Claim) -> None: ...
+    def complete(self, claim: Claim) -> None: ...
 
-    def abandon(self, key: str, claim: Claim) -> None: ...
-
-    def control_id_reused(self, source: str, control_id: str, digest: str, message_id: str) -> bool: ...
+    def abandon(self, claim: Claim) -> None: ...
 
 
 INPROGRESS, COMPLETED = "INPROGRESS", "COMPLETED"
+
+
+def _holder(record: dict[str, Any], claim: Claim) -> Claim:
+    """The claim a record stands for, seen from a request that wanted `claim`'s key."""
+    return replace(
+        claim,
+        state=ClaimState.DUPLICATE if record["status"] == COMPLETED else ClaimState.IN_PROGRESS,
+        message_id=record["messageId"],
+        received_at=record["receivedAt"],
+        control_id_reused=record["reused"],
+    )
 
 
 class DynamoDedupStore:
@@ -81,107 +116,109 @@ class DynamoDedupStore:
         except Exception as exc:
             raise DedupUnavailable(f"dedup table unavailable: {exc.__class__.__name__}") from exc
 
-    def _record(self, key: str, status: str, message_id: str, received_at: str, now: int) -> dict[str, Any]:
+    def _item(
+        self, claim: Claim, status: str, now: int, in_progress_until: int | None = None
+    ) -> dict[str, Any]:
+        until = now + self._in_progress if in_progress_until is None else in_progress_until
         return {
-            "key": {"S": key},
+            "key": {"S": claim.key},
             "status": {"S": status},
-            "messageId": {"S": message_id},
-            "receivedAt": {"S": received_at},
-            "inProgressUntil": {"N": str(now + self._in_progress)},
+            "digest": {"S": claim.digest},
+            "messageId": {"S": claim.message_id},
+            "receivedAt": {"S": claim.received_at},
+            "reused": {"BOOL": claim.control_id_reused},
+            "inProgressUntil": {"N": str(until)},
             "expiresAt": {"N": str(now + self._ttl)},
         }
 
-    def claim(self, key: str, message_id: str, received_at: str) -> Claim:
+    def claim(self, fingerprint: Fingerprint, message_id: str, received_at: str) -> Claim:
         now = int(self._clock())
+        mine = Claim(ClaimState.NEW, message_id, received_at, fingerprint.control_key, fingerprint.digest)
+        held = self._put_new(mine, now)
+        if held is not None and held["digest"] != fingerprint.digest:
+            # The control id was used before for other content: this message's own record is keyed
+            # by its content.
+            mine = replace(mine, key=fingerprint.content_key, control_id_reused=True)
+            held = self._put_new(mine, now)
+        if held is None:
+            return mine
+        holder = _holder(held, mine)
+        if holder.state is ClaimState.IN_PROGRESS and held["inProgressUntil"] < now:
+            return self._take_over(holder, held["inProgressUntil"], now)
+        return holder
+
+    def _put_new(self, claim: Claim, now: int) -> dict[str, Any] | None:
+        """None when the key is now ours; else the record that holds it (read in the same round trip)."""
         try:
-            # One round trip: on a conflict DynamoDB returns the record that is there.
             self._call(
                 "put_item",
-                Item=self._record(key, INPROGRESS, message_id, received_at, now),
+                Item=self._item(claim, INPROGRESS, now),
                 # New, or a record past its TTL that DynamoDB has not swept yet.
                 ConditionExpression="attribute_not_exists(#k) OR #e < :now",
                 ExpressionAttributeNames={"#k": "key", "#e": "expiresAt"},
                 ExpressionAttributeValues={":now": {"N": str(now)}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return Claim(ClaimState.NEW, message_id, received_at)
+            return None
         except self._ddb.exceptions.ConditionalCheckFailedException as exc:
             item = exc.response.get("Item")
         if item is None:  # an emulator that does not return the old item
-            item = self._call("get_item", Key={"key": {"S": key}}, ConsistentRead=True).get("Item")
-            if item is None:  # deleted between the two calls: the sender's retry will claim it
-                return Claim(ClaimState.IN_PROGRESS, message_id, received_at)
-        holder = Claim(
-            ClaimState.DUPLICATE if item["status"]["S"] == COMPLETED else ClaimState.IN_PROGRESS,
-            item["messageId"]["S"],
-            item.get("receivedAt", {}).get("S", received_at),
-        )
-        if holder.state is ClaimState.IN_PROGRESS and int(item["inProgressUntil"]["N"]) < now:
-            return self._take_over(key, holder, item["inProgressUntil"]["N"], now)
-        return holder
+            item = self._call("get_item", Key={"key": {"S": claim.key}}, ConsistentRead=True).get("Item")
+        if item is None:  # gone between the two calls: answer "in progress", the retry will claim it
+            return {"status": INPROGRESS, "digest": claim.digest, "messageId": claim.message_id,
+                    "receivedAt": claim.received_at, "reused": False, "inProgressUntil": now + 1}  # fmt: skip
+        return {
+            # Control-id records written before claims moved into them carry no status: such a message
+            # was accepted.
+            "status": item.get("status", {}).get("S", COMPLETED),
+            "digest": item.get("digest", {}).get("S", ""),
+            "messageId": item["messageId"]["S"],
+            "receivedAt": item.get("receivedAt", {}).get("S", claim.received_at),
+            "reused": item.get("reused", {}).get("BOOL", False),
+            "inProgressUntil": int(item.get("inProgressUntil", {}).get("N", "0")),
+        }
 
-    def _take_over(self, key: str, stale: Claim, stale_until: str, now: int) -> Claim:
+    def _take_over(self, stale: Claim, stale_until: int, now: int) -> Claim:
+        taken = replace(stale, state=ClaimState.NEW, resumed=True)
         try:
             self._call(
                 "put_item",
-                Item=self._record(key, INPROGRESS, stale.message_id, stale.received_at, now),
+                Item=self._item(taken, INPROGRESS, now),
                 # Exactly this stale claim: of two retries racing for it, one wins.
                 ConditionExpression="#s = :inprogress AND #u = :until AND #m = :id",
                 ExpressionAttributeNames={"#s": "status", "#u": "inProgressUntil", "#m": "messageId"},
                 ExpressionAttributeValues={
                     ":inprogress": {"S": INPROGRESS},
-                    ":until": {"N": stale_until},
+                    ":until": {"N": str(stale_until)},
                     ":id": {"S": stale.message_id},
                 },
             )
         except self._ddb.exceptions.ConditionalCheckFailedException:
-            return Claim(ClaimState.IN_PROGRESS, stale.message_id, stale.received_at)
-        return Claim(ClaimState.NEW, stale.message_id, stale.received_at, resumed=True)
+            return stale
+        return taken
 
-    def complete(self, key: str, claim: Claim) -> None:
+    def complete(self, claim: Claim) -> None:
         # A conditional put of the whole record: a third of the emulator's cost of an UpdateItem.
         self._call(
             "put_item",
-            Item=self._record(key, COMPLETED, claim.message_id, claim.received_at, int(self._clock())),
+            Item=self._item(claim, COMPLETED, int(self._clock())),
             ConditionExpression="#m = :id",
             ExpressionAttributeNames={"#m": "messageId"},
             ExpressionAttributeValues={":id": {"S": claim.message_id}},
         )
 
-    def abandon(self, key: str, claim: Claim) -> None:
+    def abandon(self, claim: Claim) -> None:
         """The publish failed (it may still have reached the hub): let the next retry take over now."""
         now = int(self._clock())
-        record = self._record(key, INPROGRESS, claim.message_id, claim.received_at, now)
-        record["inProgressUntil"] = {"N": str(now - 1)}
         # A failed condition: completed by a racing retry, or taken over; nothing to abandon.
         with contextlib.suppress(self._ddb.exceptions.ConditionalCheckFailedException):
             self._call(
                 "put_item",
-                Item=record,
+                Item=self._item(claim, INPROGRESS, now, in_progress_until=now - 1),
                 ConditionExpression="#m = :id AND #s = :inprogress",
                 ExpressionAttributeNames={"#m": "messageId", "#s": "status"},
                 ExpressionAttributeValues={":id": {"S": claim.message_id}, ":inprogress": {"S": INPROGRESS}},
             )
-
-    def control_id_reused(self, source: str, control_id: str, digest: str, message_id: str) -> bool:
-        key = f"ctl#{source}#{control_id}"
-        now = int(self._clock())
-        try:
-            self._call(
-                "put_item",
-                Item={
-                    "key": {"S": key},
-                    "digest": {"S": digest},
-                    "messageId": {"S": message_id},
-                    "expiresAt": {"N": str(now + self._ttl)},
-                },
-                ConditionExpression="attribute_not_exists(#k) OR #e < :now OR #d = :digest",
-                ExpressionAttributeNames={"#k": "key", "#e": "expiresAt", "#d": "digest"},
-                ExpressionAttributeValues={":now": {"N": str(now)}, ":digest": {"S": digest}},
-            )
-            return False
-        except self._ddb.exceptions.ConditionalCheckFailedException:
-            return True
 
 
 class MemoryDedupStore:
@@ -203,48 +240,48 @@ class MemoryDedupStore:
         if self.unavailable:
             raise DedupUnavailable("dedup table unavailable: simulated")
 
-    def _put(self, key: str, status: str, claim: Claim, now: float) -> None:
-        self.records[key] = {
+    def _put(self, claim: Claim, status: str, now: int, in_progress_until: int | None = None) -> None:
+        self.records[claim.key] = {
             "status": status,
+            "digest": claim.digest,
             "messageId": claim.message_id,
             "receivedAt": claim.received_at,
-            "inProgressUntil": int(now) + self._in_progress,
-            "expiresAt": int(now) + self._ttl,
+            "reused": claim.control_id_reused,
+            "inProgressUntil": now + self._in_progress if in_progress_until is None else in_progress_until,
+            "expiresAt": now + self._ttl,
         }
 
-    def claim(self, key: str, message_id: str, received_at: str) -> Claim:
+    def _put_new(self, claim: Claim, now: int) -> dict[str, Any] | None:
+        record = self.records.get(claim.key)
+        if record is None or record["expiresAt"] < now:
+            self._put(claim, INPROGRESS, now)
+            return None
+        return record
+
+    def claim(self, fingerprint: Fingerprint, message_id: str, received_at: str) -> Claim:
         self._check()
         now = int(self._clock())
-        record = self.records.get(key)
-        if record is None or record["expiresAt"] < now:
-            claim = Claim(ClaimState.NEW, message_id, received_at)
-            self._put(key, INPROGRESS, claim, now)
-            return claim
-        holder = Claim(ClaimState.IN_PROGRESS, record["messageId"], record["receivedAt"])
-        if record["status"] == COMPLETED:
-            return Claim(ClaimState.DUPLICATE, holder.message_id, holder.received_at)
-        if record["inProgressUntil"] < now:
-            self._put(key, INPROGRESS, holder, now)
-            return Claim(ClaimState.NEW, holder.message_id, holder.received_at, resumed=True)
+        mine = Claim(ClaimState.NEW, message_id, received_at, fingerprint.control_key, fingerprint.digest)
+        held = self._put_new(mine, now)
+        if held is not None and held["digest"] != fingerprint.digest:
+            mine = replace(mine, key=fingerprint.content_key, control_id_reused=True)
+            held = self._put_new(mine, now)
+        if held is None:
+            return mine
+        holder = _holder(held, mine)
+        if holder.state is ClaimState.IN_PROGRESS and held["inProgressUntil"] < now:
+            taken = replace(holder, state=ClaimState.NEW, resumed=True)
+            self._put(taken, INPROGRESS, now)
+            return taken
         return holder
 
-    def complete(self, key: str, claim: Claim) -> None:
+    def complete(self, claim: Claim) -> None:
         self._check()
-        if self.records.get(key, {}).get("messageId") == claim.message_id:
-            self._put(key, COMPLETED, claim, self._clock())
+        if self.records.get(claim.key, {}).get("messageId") == claim.message_id:
+            self._put(claim, COMPLETED, int(self._clock()))
 
-    def abandon(self, key: str, claim: Claim) -> None:
+    def abandon(self, claim: Claim) -> None:
         self._check()
-        record = self.records.get(key)
+        record = self.records.get(claim.key)
         if record and record["messageId"] == claim.message_id and record["status"] == INPROGRESS:
             record["inProgressUntil"] = int(self._clock()) - 1
-
-    def control_id_reused(self, source: str, control_id: str, digest: str, message_id: str) -> bool:
-        self._check()
-        key = f"ctl#{source}#{control_id}"
-        now = int(self._clock())
-        record = self.records.get(key)
-        if record is None or record["expiresAt"] < now or record["digest"] == digest:
-            self.records[key] = {"digest": digest, "messageId": message_id, "expiresAt": now + self._ttl}
-            return False
-        return True

@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.auth import Principal
 from gateway.backlog import BacklogMonitor
-from gateway.dedup import Claim, ClaimState, DedupStore, DedupUnavailable
+from gateway.dedup import Claim, ClaimState, DedupStore, DedupUnavailable, Fingerprint
 from gateway.problems import Problem, in_progress, unavailable
 from hub import er7
 from hub.events import Envelope, Event, Format, utc_timestamp
@@ -92,6 +92,13 @@ class BatchLink:
         return link
 
 
+@dataclass(frozen=True)
+class _Claimed:
+    claim: Claim
+    envelope: Envelope
+    summary: dict[str, Any]
+
+
 class IngestService:
     """Accepts ER7 bodies: one message, several messages, or FHS/BHS batches (one entry per message)."""
 
@@ -121,115 +128,153 @@ class IngestService:
             return self._one(text, normalized, source, body_size=len(body))
         return self._batch(batch, source, len(body))
 
-    def _one(
-        self, text: str, normalized: str, source: str, *, body_size: int, link: BatchLink | None = None
-    ) -> dict[str, Any]:
+    def _one(self, text: str, normalized: str, source: str, *, body_size: int) -> dict[str, Any]:
+        claimed = self._claim(text, normalized, source, None)
+        return self._settle(claimed, self._publish([claimed])[0], body_size)
+
+    def _claim(self, text: str, normalized: str, source: str, link: BatchLink | None) -> _Claimed:
+        """The message read, deduplicated and claimed, its event ready; else the Problem to answer."""
         try:
             header = er7.read_header(normalized)
         except er7.Er7Error as err:
             raise _bad_message(err, self._keep_rejected(text.encode("utf-8"), source, err, link)) from None
         digest = er7.dedup_digest(normalized)
-        key = f"{source}#{digest}"
         summary = {"messageType": header.message_type, "controlId": header.control_id, "source": source}
         try:
-            claim = self._dedup.claim(key, new_message_id(), utc_timestamp())
+            claim = self._dedup.claim(
+                Fingerprint(source, header.control_id, digest), new_message_id(), utc_timestamp()
+            )
         except DedupUnavailable:
             raise unavailable("deduplication store unavailable") from None
-        message_id = claim.message_id
         if claim.state is ClaimState.DUPLICATE:
-            log.info("duplicate id=%s source=%s type=%s", message_id, source, header.message_type)
+            log.info("duplicate id=%s source=%s type=%s", claim.message_id, source, header.message_type)
             raise Problem(
                 409,
                 "duplicate",
                 "this message was already accepted",
-                details={"duplicate": True, "id": message_id, "status": "duplicate", **summary},
+                details={"duplicate": True, "id": claim.message_id, "status": "duplicate", **summary},
             )
         if claim.state is ClaimState.IN_PROGRESS:
-            raise in_progress(message_id)
-        try:
-            reused = self._dedup.control_id_reused(source, header.control_id, digest, message_id)
-            envelope = Envelope(
-                event=Event.RECEIVED,
-                id=message_id,
-                source=source,
-                received_at=claim.received_at,
-                message_type=header.message_type,
-                control_id=header.control_id,
-                format=Format.ER7,
-                payload=text,
-                digest=digest,
-                flags=(CONTROL_ID_REUSED,) if reused else (),
-                batch=link.to_dict() if link else None,
-            )
-            self._publisher.publish(envelope)
-        except (HubUnavailable, DedupUnavailable) as exc:
-            self._abandon(key, claim)
-            raise unavailable(str(exc)) from None
-        except HubRejected:
-            self._abandon(key, claim)
+            raise in_progress(claim.message_id)
+        envelope = Envelope(
+            event=Event.RECEIVED,
+            id=claim.message_id,
+            source=source,
+            received_at=claim.received_at,
+            message_type=header.message_type,
+            control_id=header.control_id,
+            format=Format.ER7,
+            payload=text,
+            digest=digest,
+            flags=(CONTROL_ID_REUSED,) if claim.control_id_reused else (),
+            batch=link.to_dict() if link else None,
+        )
+        return _Claimed(claim, envelope, summary)
+
+    def _publish(self, claimed: list[_Claimed]) -> list[Exception | None]:
+        if len(claimed) == 1:
+            try:
+                self._publisher.publish(claimed[0].envelope)
+            except (HubUnavailable, HubRejected) as exc:
+                return [exc]
+            return [None]
+        return self._publisher.publish_batch([c.envelope for c in claimed])
+
+    def _settle(self, claimed: _Claimed, outcome: Exception | None, body_size: int) -> dict[str, Any]:
+        """The answer for a claimed message once its publish is known; its claim completed or let go."""
+        claim = claimed.claim
+        if isinstance(outcome, HubRejected):
+            self._abandon(claim)
             error_id = new_message_id()
-            log.error("hub rejected event id=%s error_id=%s source=%s", message_id, error_id, source)
+            log.error("hub rejected event id=%s error_id=%s", claim.message_id, error_id)
             raise Problem(
                 500,
                 "internal",
                 "the hub refused this message's event: a defect on our side, not in your message; "
                 f"not acknowledged (error id {error_id})",
                 details={"errorId": error_id},
-            ) from None
+            )
+        if outcome is not None:
+            self._abandon(claim)
+            raise unavailable(str(outcome))
         if self._after_publish is not None:
-            self._after_publish(envelope)
+            self._after_publish(claimed.envelope)
         try:
-            self._dedup.complete(key, claim)
+            self._dedup.complete(claim)
         except Exception as exc:  # already in the hub: acknowledge; a retry takes the claim over (same id)
-            log.warning("dedup completion failed id=%s error=%s", message_id, exc.__class__.__name__)
+            log.warning("dedup completion failed id=%s error=%s", claim.message_id, exc.__class__.__name__)
         log.info(
             "accepted id=%s source=%s type=%s bytes=%d reused_control_id=%s",
-            message_id,
-            source,
-            header.message_type,
+            claim.message_id,
+            claimed.envelope.source,
+            claimed.envelope.message_type,
             body_size,
-            reused,
+            claim.control_id_reused,
         )
         return {
-            "id": message_id,
+            "id": claim.message_id,
             "status": "accepted",
             "duplicate": False,
-            **summary,
-            "controlIdReused": reused,
+            **claimed.summary,
+            "controlIdReused": claim.control_id_reused,
         }
 
     def _batch(self, batch: er7.Batch, source: str, body_size: int) -> dict[str, Any]:
-        """Each message is accepted, deduplicated or rejected on its own. A 503 stops the batch: the
-        sender's retry of the whole body is safe, since what was accepted comes back as duplicates."""
+        """Each message is accepted, deduplicated or rejected on its own; the accepted ones are
+        published together (SNS PublishBatch). A 503 stops the batch: the sender's retry of the whole
+        body is safe, since what was accepted comes back as duplicates and what was claimed but not
+        acknowledged is taken over under the same ids."""
         batch_id = new_message_id()
         problems = tuple(p.to_dict() for p in batch.problems)
-        results: list[dict[str, Any]] = []
-        for index, message in enumerate(batch.messages, start=1):
-            link = BatchLink(batch_id, index, len(batch.messages), problems)
+        results: dict[int, dict[str, Any]] = {}
+        claimed: dict[int, _Claimed] = {}
+        seen: dict[str, dict[str, Any]] = {}  # digest → what a message earlier in this body is
+        try:
+            for index, message in enumerate(batch.messages, start=1):
+                digest = er7.dedup_digest(message)
+                if digest in seen:
+                    results[index] = {**seen[digest], "status": "duplicate", "duplicate": True}
+                    continue
+                link = BatchLink(batch_id, index, len(batch.messages), problems)
+                try:
+                    claimed[index] = self._claim(message, message, source, link)
+                    seen[digest] = {"id": claimed[index].claim.message_id, **claimed[index].summary}
+                except Problem as problem:
+                    if problem.status == 503:
+                        raise
+                    status = "duplicate" if problem.status == 409 else "rejected"
+                    results[index] = {**problem.details, "status": status}
+                    if problem.status != 409:
+                        results[index]["error"] = problem.body()
+        except Problem:
+            for held in claimed.values():
+                self._abandon(held.claim)
+            raise
+        outcomes = self._publish(list(claimed.values())) if claimed else []
+        failure: Problem | None = None
+        for (index, held), outcome in zip(claimed.items(), outcomes, strict=True):
             try:
-                result = self._one(message, message, source, body_size=len(message), link=link)
+                results[index] = self._settle(held, outcome, len(held.envelope.payload))
             except Problem as problem:
-                if problem.status == 503:
-                    raise
-                result = {**problem.details, "status": "duplicate" if problem.status == 409 else "rejected"}
-                if problem.status != 409:
-                    result["error"] = problem.body()
-            results.append({"index": index, **result})
+                failure = failure or problem
+        if failure is not None:
+            raise failure
+        ordered = [{"index": i, **results[i]} for i in sorted(results)]
         counts = {
-            s: sum(1 for r in results if r["status"] == s) for s in ("accepted", "duplicate", "rejected")
+            s: sum(1 for r in ordered if r["status"] == s) for s in ("accepted", "duplicate", "rejected")
         }
         log.info(
-            "batch id=%s source=%s messages=%d bytes=%d %s", batch_id, source, len(results), body_size, counts
+            "batch id=%s source=%s messages=%d bytes=%d %s", batch_id, source, len(ordered), body_size, counts
         )
         return {
             "batch": {
                 "id": batch_id,
-                "messages": len(results),
+                "messages": len(ordered),
                 **counts,
                 "declaredCounts": batch.declared_counts,
                 "problems": list(problems),
             },
-            "messages": results,
+            "messages": ordered,
         }
 
     @property
@@ -280,8 +325,8 @@ class IngestService:
         log.info("rejected id=%s source=%s bytes=%d field=%s", rejected_id, source, len(raw), err.field)
         return rejected_id
 
-    def _abandon(self, key: str, claim: Claim) -> None:
+    def _abandon(self, claim: Claim) -> None:
         try:
-            self._dedup.abandon(key, claim)
+            self._dedup.abandon(claim)
         except Exception as exc:  # the claim goes stale after in_progress_seconds
             log.warning("dedup abandon failed id=%s error=%s", claim.message_id, exc.__class__.__name__)

@@ -111,3 +111,14 @@ def _no_leaked_log_handlers() -> Iterator[None]:
     for handler in list(root.handlers):
         if handler not in before and type(handler) is logging.StreamHandler:
             root.removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """Commands run in-process (`hl7lake token`, `dlq`) point AWS_ENDPOINT_URL at the local emulator
+    for the rest of their process; in a test run that would leak into the next test."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)

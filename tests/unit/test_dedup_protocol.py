@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from gateway.dedup import Claim, ClaimState, DedupStore, DynamoDedupStore, MemoryDedupStore
+from gateway.dedup import ClaimState, DedupStore, DynamoDedupStore, Fingerprint, MemoryDedupStore
 from gateway.ingest import IngestService, MediaType
 from gateway.problems import Problem
 from hub.events import Envelope, Event
@@ -75,58 +75,75 @@ def lake_of(hub: MemoryHub) -> MemoryCatalog:
     return catalog
 
 
+A = Fingerprint("src", "CTL-1", "digest-a")
+
+
 def test_new_then_duplicate(store: DedupStore) -> None:
-    first = store.claim("k", "id-1", "t1")
+    first = store.claim(A, "id-1", "t1")
     assert (first.state, first.message_id, first.resumed) == (ClaimState.NEW, "id-1", False)
-    store.complete("k", first)
-    again = store.claim("k", "id-2", "t2")
+    store.complete(first)
+    again = store.claim(A, "id-2", "t2")
     assert (again.state, again.message_id, again.received_at) == (ClaimState.DUPLICATE, "id-1", "t1")
 
 
 def test_a_live_claim_answers_in_progress_with_its_id(store: DedupStore, clock: Clock) -> None:
-    store.claim("k", "id-1", "t1")
+    store.claim(A, "id-1", "t1")
     clock.now += IN_PROGRESS_SECONDS - 1
-    held = store.claim("k", "id-2", "t2")
+    held = store.claim(A, "id-2", "t2")
     assert (held.state, held.message_id) == (ClaimState.IN_PROGRESS, "id-1")
 
 
 def test_a_stale_claim_is_taken_over_under_its_own_id_and_time(store: DedupStore, clock: Clock) -> None:
-    store.claim("k", "id-1", "t1")
+    store.claim(A, "id-1", "t1")
     clock.now += IN_PROGRESS_SECONDS + 1
-    taken = store.claim("k", "id-2", "t2")
-    assert taken == Claim(ClaimState.NEW, "id-1", "t1", resumed=True)
+    taken = store.claim(A, "id-2", "t2")
+    assert (taken.state, taken.message_id, taken.received_at, taken.resumed) == (
+        ClaimState.NEW,
+        "id-1",
+        "t1",
+        True,
+    )
     # The taker now holds it: a third request waits.
-    assert store.claim("k", "id-3", "t3").state is ClaimState.IN_PROGRESS
-    store.complete("k", taken)
-    assert store.claim("k", "id-4", "t4").state is ClaimState.DUPLICATE
+    assert store.claim(A, "id-3", "t3").state is ClaimState.IN_PROGRESS
+    store.complete(taken)
+    assert store.claim(A, "id-4", "t4").state is ClaimState.DUPLICATE
 
 
 def test_an_abandoned_claim_is_taken_over_at_once_under_its_id(store: DedupStore) -> None:
-    first = store.claim("k", "id-1", "t1")
-    store.abandon("k", first)
-    retry = store.claim("k", "id-2", "t2")
+    first = store.claim(A, "id-1", "t1")
+    store.abandon(first)
+    retry = store.claim(A, "id-2", "t2")
     assert (retry.state, retry.message_id, retry.resumed) == (ClaimState.NEW, "id-1", True)
 
 
 def test_abandon_does_not_touch_a_completed_record(store: DedupStore) -> None:
-    first = store.claim("k", "id-1", "t1")
-    store.complete("k", first)
-    store.abandon("k", first)
-    assert store.claim("k", "id-2", "t2").state is ClaimState.DUPLICATE
+    first = store.claim(A, "id-1", "t1")
+    store.complete(first)
+    store.abandon(first)
+    assert store.claim(A, "id-2", "t2").state is ClaimState.DUPLICATE
 
 
 def test_an_expired_record_is_new_again(store: DedupStore, clock: Clock) -> None:
-    store.complete("k", store.claim("k", "id-1", "t1"))
+    store.complete(store.claim(A, "id-1", "t1"))
     clock.now += 8 * 24 * 3600
-    fresh = store.claim("k", "id-2", "t2")
+    fresh = store.claim(A, "id-2", "t2")
     assert (fresh.state, fresh.message_id, fresh.resumed) == (ClaimState.NEW, "id-2", False)
 
 
-def test_control_id_reuse(store: DedupStore) -> None:
-    assert store.control_id_reused("src", "C1", "digest-a", "id-1") is False
-    assert store.control_id_reused("src", "C1", "digest-a", "id-1") is False  # a retry of the same
-    assert store.control_id_reused("src", "C1", "digest-b", "id-2") is True
-    assert store.control_id_reused("other", "C1", "digest-b", "id-3") is False
+def test_a_reused_control_id_with_other_content_is_a_new_message_flagged(store: DedupStore) -> None:
+    store.complete(store.claim(A, "id-1", "t1"))
+    other = Fingerprint("src", "CTL-1", "digest-b")
+    reused = store.claim(other, "id-2", "t2")
+    assert (reused.state, reused.message_id, reused.control_id_reused) == (ClaimState.NEW, "id-2", True)
+    store.complete(reused)
+    # Each is its own message from then on: both resends are duplicates of the right one.
+    again = store.claim(other, "id-3", "t3")
+    assert (again.state, again.message_id, again.control_id_reused) == (ClaimState.DUPLICATE, "id-2", True)
+    first = store.claim(A, "id-4", "t4")
+    assert (first.state, first.message_id, first.control_id_reused) == (ClaimState.DUPLICATE, "id-1", False)
+    # The same control id from another source is unrelated.
+    elsewhere = store.claim(Fingerprint("other", "CTL-1", "digest-b"), "id-5", "t5")
+    assert (elsewhere.state, elsewhere.control_id_reused) == (ClaimState.NEW, False)
 
 
 def test_crash_between_publish_and_completion_never_doubles(store: DedupStore, clock: Clock) -> None:
@@ -210,10 +227,12 @@ def test_dynamodb_claim_is_one_round_trip_on_conflict(clock: Clock) -> None:
         calls: list[str] = []
         ddb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
         store = DynamoDedupStore(ddb, "dedup-calls", 3600, IN_PROGRESS_SECONDS, clock=clock)
-        store.complete("k", store.claim("k", "id-1", "t1"))
+        first = store.claim(A, "id-1", "t1")
+        assert calls == ["PutItem"]  # a new message: one call
+        store.complete(first)
         calls.clear()
-        assert store.claim("k", "id-2", "t2").state is ClaimState.DUPLICATE
-        assert calls == ["PutItem"]
+        assert store.claim(A, "id-2", "t2").state is ClaimState.DUPLICATE
+        assert calls == ["PutItem"]  # a duplicate: one call, the record comes back with the refusal
 
 
 class RejectingHub(MemoryHub):
