@@ -2,19 +2,26 @@
 
 python-jose checks signature, issuer, audience and times; it accepts a token without `exp` unless
 told to require it and never looks at Cognito's `token_use`, so both are checked here explicitly.
+
+A sender reuses its token for up to an hour, so a verified token's principal is remembered
+(VerifiedTokens) and the RSA key built from each JWK is kept (Jwks): the full check runs once per
+token, not once per request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from jose import jwt
+from jose import jwk, jwt
+from jose.backends.base import Key
 from jose.exceptions import JOSEError
 
 log = logging.getLogger(__name__)
@@ -52,11 +59,16 @@ class Principal:
 
 
 class Jwks:
-    """Keys by `kid`, fetched lazily, refreshed on an unknown kid (at most every `min_refresh` s)."""
+    """Keys by `kid`, fetched lazily, refreshed on an unknown kid (at most every `min_refresh` s).
+
+    Each JWK is turned into an RSA key once per fetch: building one costs about as much as checking a
+    signature with it.
+    """
 
     def __init__(self, url: str, min_refresh: float = 30.0, http: httpx.Client | None = None) -> None:
         self._url = url
         self._keys: dict[str, dict[str, Any]] = {}
+        self._built: dict[str, Key] = {}
         self._fetched_at = 0.0
         self._min_refresh = min_refresh
         self._http = http or httpx.Client(timeout=5.0)
@@ -65,29 +77,114 @@ class Jwks:
     def _refresh(self) -> None:
         response = self._http.get(self._url)
         response.raise_for_status()
-        self._keys = {key["kid"]: key for key in response.json()["keys"]}
+        keys = {key["kid"]: key for key in response.json()["keys"]}
+        self._built = {}  # first: `current` (lock-free) must not hand out a key the new set lacks
+        self._keys = keys
         self._fetched_at = time.monotonic()
 
-    def key(self, kid: str) -> dict[str, Any]:
+    def key(self, kid: str) -> Key:
+        """The key for `kid`; may fetch the JWKS (blocking I/O)."""
         with self._lock:
             if kid not in self._keys and time.monotonic() - self._fetched_at >= self._min_refresh:
-                try:
-                    self._refresh()
-                except (httpx.HTTPError, ValueError, KeyError) as exc:
-                    log.warning("jwks fetch failed error=%s", exc.__class__.__name__)
-                    raise AuthError("signing keys unavailable") from exc
-                if not self._keys:
-                    self._fetched_at = 0.0
-            try:
-                return self._keys[kid]
-            except KeyError:
-                raise AuthError("token signed with an unknown key") from None
+                self._refresh_or_refuse()
+            built = self._built.get(kid)
+            return built if built is not None else self._build(kid)
+
+    def _refresh_or_refuse(self) -> None:
+        try:
+            self._refresh()
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            log.warning("jwks fetch failed error=%s", exc.__class__.__name__)
+            raise AuthError("signing keys unavailable") from exc
+        if not self._keys:
+            self._fetched_at = 0.0
+
+    def _build(self, kid: str) -> Key:
+        try:
+            jwk_dict = self._keys[kid]
+        except KeyError:
+            raise AuthError("token signed with an unknown key") from None
+        try:
+            built = self._built[kid] = jwk.construct(jwk_dict, "RS256")
+        except JOSEError as exc:
+            raise AuthError(f"invalid token: unusable signing key: {exc}") from None
+        return built
+
+    def current(self, kid: str) -> Key | None:
+        """The key built for `kid` since the last fetch, if any; never fetches."""
+        return self._built.get(kid)
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    """A token's principal, the key that verified its signature, and its `exp`."""
+
+    principal: Principal
+    kid: str
+    key: Key
+    expires_at: float
+
+
+class VerifiedTokens:
+    """Principals of tokens that passed the full check, each until its token's `exp`; bounded, LRU.
+
+    Keyed by the SHA-256 of the whole token: an entry answers only for the identical token string (a
+    token with the same claims and another signature is a miss and gets the full check), and the
+    tokens themselves, which are bearer credentials, are not kept.
+    """
+
+    def __init__(self, max_entries: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+        self._entries: OrderedDict[bytes, VerifiedToken] = OrderedDict()
+        self._max_entries = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _digest(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, token: str) -> VerifiedToken | None:
+        digest = self._digest(token)
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None:
+                return None
+            if self._clock() >= entry.expires_at:
+                del self._entries[digest]
+                return None
+            self._entries.move_to_end(digest)
+            return entry
+
+    def put(self, token: str, entry: VerifiedToken) -> None:
+        if self._max_entries <= 0 or self._clock() >= entry.expires_at:
+            return
+        digest = self._digest(token)
+        with self._lock:
+            self._entries[digest] = entry
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 UserAttributesLookup = Callable[[str], dict[str, str]]
 
 
 class TokenVerifier:
+    """Checks bearer tokens in full the first time they are seen, then answers from VerifiedTokens.
+
+    A remembered answer is the one the full check would give again: it is used only before the token's
+    `exp` (the clock-skew leeway applies to the full check alone, it never extends a remembered
+    answer), and only while the JWKS still gives the very key object that verified it. After a JWKS
+    fetch (an unknown kid) every token gets the full check once more, so one whose key left the set
+    is refused from then on. Until such a fetch a withdrawn key is not noticed, with or without this
+    cache. The same trade-off as API Gateway's authorizer cache, bounded by `exp` rather than a TTL.
+    Access tokens' attributes (Cognito GetUser) are remembered the same way: a token revoked in
+    Cognito keeps working until its `exp`.
+    """
+
     def __init__(
         self,
         jwks: Jwks,
@@ -95,24 +192,44 @@ class TokenVerifier:
         client_id: str,
         user_attributes: UserAttributesLookup | None = None,
         leeway: int = 30,
+        cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._jwks = jwks
         self._issuer = issuer
         self._client_id = client_id
         self._user_attributes = user_attributes
         self._leeway = leeway
-        self._access_cache: dict[str, tuple[float, Principal]] = {}
+        self._verified = VerifiedTokens(cache_size, clock)
+
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token verified before and still valid; no I/O, no signature check."""
+        entry = self._verified.get(token)
+        if entry is None or self._jwks.current(entry.kid) is not entry.key:
+            return None
+        return entry.principal
 
     def verify(self, token: str) -> Principal:
+        """Raises AuthError. A token not seen before may need the JWKS or Cognito: blocking I/O."""
+        return self.cached(token) or self._verify_in_full(token)
+
+    def _verify_in_full(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except JOSEError:
             raise AuthError("malformed token") from None
         if header.get("alg") != "RS256":
             raise AuthError("token algorithm must be RS256")
-        key = self._jwks.key(str(header.get("kid")))
+        kid = str(header.get("kid"))
+        key = self._jwks.key(kid)
+        claims = self._checked_claims(token, key)
+        principal = self._principal(token, claims)
+        self._verified.put(token, VerifiedToken(principal, kid, key, float(claims["exp"])))
+        return principal
+
+    def _checked_claims(self, token: str, key: Key) -> dict[str, Any]:
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=["RS256"],
@@ -127,6 +244,9 @@ class TokenVerifier:
             )
         except JOSEError as exc:
             raise AuthError(f"invalid token: {exc}") from None
+        return claims
+
+    def _principal(self, token: str, claims: dict[str, Any]) -> Principal:
         use = claims.get("token_use")
         if use == "id":
             if claims.get("aud") != self._client_id:
@@ -141,20 +261,13 @@ class TokenVerifier:
         raise AuthError("token_use must be 'id' or 'access'")
 
     def _access_principal(self, token: str, claims: dict[str, Any]) -> Principal:
-        # Access tokens carry no custom attributes: ask Cognito (GetUser), cached until expiry.
-        cached = self._access_cache.get(token)
-        if cached and cached[0] > time.time():
-            return cached[1]
+        # Access tokens carry no custom attributes: ask Cognito (GetUser).
         if self._user_attributes is None:
             raise AuthError("access tokens are not accepted here; use an ID token")
         attrs = self._user_attributes(token)
-        principal = Principal.from_attributes(
+        return Principal.from_attributes(
             claims["sub"], str(claims.get("username", claims["sub"])), "access", attrs
         )
-        if len(self._access_cache) > 10_000:
-            self._access_cache.clear()
-        self._access_cache[token] = (float(claims["exp"]), principal)
-        return principal
 
 
 def cognito_user_attributes(cognito: Any) -> UserAttributesLookup:

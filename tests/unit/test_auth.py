@@ -97,3 +97,15 @@ def test_unknown_kid_refreshes_keys_once(factory: TokenFactory) -> None:
 def test_access_token_without_lookup_is_refused(factory: TokenFactory) -> None:
     with pytest.raises(AuthError, match="ID token"):
         verifier(factory).verify(factory.token(token_use="access"))
+
+
+def test_jwks_entry_that_is_not_an_rsa_key_is_refused(factory: TokenFactory) -> None:
+    import json
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        ec_key = {"kty": "EC", "kid": factory.kid, "crv": "P-256", "x": "AA", "y": "AA"}
+        return httpx.Response(200, content=json.dumps({"keys": [ec_key]}))
+
+    jwks = Jwks("https://idp.test/jwks.json", http=httpx.Client(transport=httpx.MockTransport(handler)))
+    with pytest.raises(AuthError, match="invalid token"):
+        TokenVerifier(jwks, ISSUER, CLIENT_ID, leeway=0).verify(factory.token())
