@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: up test lint format unit integration e2e test-localstack compose-tool bench-parse bench soak chaos clean
+.PHONY: up test lint format unit integration e2e test-localstack compose-tool bench-parse bench bench-gateway soak chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ bench-parse: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_pipeline.py
+
+# The front door alone on one core (in-memory hub and dedup, real RS256 token checks): req/s, p50/p99.
+# `make bench-gateway ARGS="--baseline-ref <commit>"` also measures the gateway as it was at <commit>.
+bench-gateway: $(VENV)/.installed-dev
+	$(BIN)/python bench/bench_gateway.py $(ARGS)
 
 # 10,000 messages (HTTP, MLLP, batch bodies, 10% duplicates, 4 senders), then proof that every
 # acknowledged message is in the lake exactly once; `make chaos` also kills each service in turn.
