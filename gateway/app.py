@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.problems import Problem
-from gateway.routers import health, messages
+from gateway.routers import batches, health, messages
 from gateway.services import GatewayServices
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ def create_app(services: GatewayServices) -> FastAPI:
     )
     app.state.services = services
     app.include_router(messages.router)
+    app.include_router(batches.router)
     app.include_router(health.router)
 
     @app.exception_handler(Problem)

@@ -83,7 +83,7 @@ def build_ingest(
             settings.max_backlog,
             refresh_seconds=settings.backlog_refresh_seconds,
         )
-    return IngestService(dedup, publisher, backlog=backlog)
+    return IngestService(dedup, publisher, backlog=backlog, sync_batch_limit=settings.sync_batch_limit)
 
 
 def subscriber_queue_urls(sqs: Any, settings: GatewaySettings) -> dict[str, str]:

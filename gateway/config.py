@@ -28,3 +28,6 @@ class GatewaySettings(HubSettings):
     backlog_refresh_seconds: float = 2.0
     # /readyz answers within this many seconds even when a dependency hangs.
     readiness_timeout_seconds: float = 1.5
+    # A batch body of more messages than this (over HTTP with a JSON answer) is accepted whole and split
+    # after the answer by the batch splitter; its outcomes are at /v1/batches/{id}.
+    sync_batch_limit: int = 100

@@ -69,10 +69,14 @@ class Claim:
     resumed: bool = False
     # True when the control id was seen before with different content.
     control_id_reused: bool = False
+    # The batch body the message came in, if any: a retried split recognises its own messages.
+    batch_id: str = ""
 
 
 class DedupStore(Protocol):
-    def claim(self, fingerprint: Fingerprint, message_id: str, received_at: str) -> Claim: ...
+    def claim(
+        self, fingerprint: Fingerprint, message_id: str, received_at: str, batch_id: str = ""
+    ) -> Claim: ...
 
     def complete(self, claim: Claim) -> None: ...
 
@@ -90,6 +94,7 @@ def _holder(record: dict[str, Any], claim: Claim) -> Claim:
         message_id=record["messageId"],
         received_at=record["receivedAt"],
         control_id_reused=record["reused"],
+        batch_id=record.get("batchId", ""),
     )
 
 
@@ -127,13 +132,21 @@ class DynamoDedupStore:
             "messageId": {"S": claim.message_id},
             "receivedAt": {"S": claim.received_at},
             "reused": {"BOOL": claim.control_id_reused},
+            "batchId": {"S": claim.batch_id},
             "inProgressUntil": {"N": str(until)},
             "expiresAt": {"N": str(now + self._ttl)},
         }
 
-    def claim(self, fingerprint: Fingerprint, message_id: str, received_at: str) -> Claim:
+    def claim(self, fingerprint: Fingerprint, message_id: str, received_at: str, batch_id: str = "") -> Claim:
         now = int(self._clock())
-        mine = Claim(ClaimState.NEW, message_id, received_at, fingerprint.control_key, fingerprint.digest)
+        mine = Claim(
+            ClaimState.NEW,
+            message_id,
+            received_at,
+            fingerprint.control_key,
+            fingerprint.digest,
+            batch_id=batch_id,
+        )
         held = self._put_new(mine, now)
         if held is not None and held["digest"] != fingerprint.digest:
             # The control id was used before for other content: this message's own record is keyed
@@ -175,6 +188,7 @@ class DynamoDedupStore:
             "messageId": item["messageId"]["S"],
             "receivedAt": item.get("receivedAt", {}).get("S", claim.received_at),
             "reused": item.get("reused", {}).get("BOOL", False),
+            "batchId": item.get("batchId", {}).get("S", ""),
             "inProgressUntil": int(item.get("inProgressUntil", {}).get("N", "0")),
         }
 
@@ -247,6 +261,7 @@ class MemoryDedupStore:
             "messageId": claim.message_id,
             "receivedAt": claim.received_at,
             "reused": claim.control_id_reused,
+            "batchId": claim.batch_id,
             "inProgressUntil": now + self._in_progress if in_progress_until is None else in_progress_until,
             "expiresAt": now + self._ttl,
         }
@@ -258,10 +273,17 @@ class MemoryDedupStore:
             return None
         return record
 
-    def claim(self, fingerprint: Fingerprint, message_id: str, received_at: str) -> Claim:
+    def claim(self, fingerprint: Fingerprint, message_id: str, received_at: str, batch_id: str = "") -> Claim:
         self._check()
         now = int(self._clock())
-        mine = Claim(ClaimState.NEW, message_id, received_at, fingerprint.control_key, fingerprint.digest)
+        mine = Claim(
+            ClaimState.NEW,
+            message_id,
+            received_at,
+            fingerprint.control_key,
+            fingerprint.digest,
+            batch_id=batch_id,
+        )
         held = self._put_new(mine, now)
         if held is not None and held["digest"] != fingerprint.digest:
             mine = replace(mine, key=fingerprint.content_key, control_id_reused=True)

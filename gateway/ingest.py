@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +92,37 @@ class BatchLink:
         return link
 
 
+OUTCOMES = ("accepted", "duplicate", "rejected")
+
+
+def batch_answer(
+    batch_id: str,
+    results: list[dict[str, Any]],
+    declared_counts: dict[str, int],
+    problems: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    """The answer (or final report) for a batch: counts by outcome, then each message's outcome."""
+    counts = {s: sum(1 for r in results if r["status"] == s) for s in OUTCOMES}
+    return {
+        "batch": {
+            "id": batch_id,
+            "messages": len(results),
+            **counts,
+            "declaredCounts": declared_counts,
+            "problems": list(problems),
+        },
+        "messages": results,
+    }
+
+
+class _AlreadyInThisBatch(Exception):
+    """A member accepted by an earlier attempt at the same batch (a retried split)."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__("accepted earlier in this batch")
+        self.result = result
+
+
 @dataclass(frozen=True)
 class _Claimed:
     claim: Claim
@@ -108,15 +139,21 @@ class IngestService:
         publisher: Publisher,
         *,
         backlog: BacklogMonitor | None = None,
+        sync_batch_limit: int = 100,
         after_publish: Callable[[Envelope], None] | None = None,
     ) -> None:
         self._dedup = dedup
         self._publisher = publisher
         self._backlog = backlog
+        self._sync_batch_limit = sync_batch_limit
         # Fault injection for tests: runs between the publish and the dedup completion.
         self._after_publish = after_publish
 
-    def ingest(self, body: bytes, media: MediaType, source: str) -> dict[str, Any]:
+    def ingest(
+        self, body: bytes, media: MediaType, source: str, *, split_later: bool = False
+    ) -> dict[str, Any]:
+        """The answer for one body. With split_later, a batch of more than `sync_batch_limit` messages
+        is accepted as a whole and split by the batch splitter; its outcomes come later."""
         self._refuse_when_behind()
         try:
             text = er7.decode(body, media.charset)
@@ -126,6 +163,8 @@ class IngestService:
             raise _bad_message(err, self._keep_rejected(body, source, err)) from None
         if len(batch.messages) == 1 and not batch.header_segments:
             return self._one(text, normalized, source, body_size=len(body))
+        if split_later and len(batch.messages) > self._sync_batch_limit:
+            return self._accept_whole(normalized, batch, source, len(body))
         return self._batch(batch, source, len(body))
 
     def _one(self, text: str, normalized: str, source: str, *, body_size: int) -> dict[str, Any]:
@@ -142,11 +181,16 @@ class IngestService:
         summary = {"messageType": header.message_type, "controlId": header.control_id, "source": source}
         try:
             claim = self._dedup.claim(
-                Fingerprint(source, header.control_id, digest), new_message_id(), utc_timestamp()
+                Fingerprint(source, header.control_id, digest),
+                new_message_id(),
+                utc_timestamp(),
+                batch_id=link.id if link else "",
             )
         except DedupUnavailable:
             raise unavailable("deduplication store unavailable") from None
         if claim.state is ClaimState.DUPLICATE:
+            if link and claim.batch_id == link.id:  # accepted by an earlier attempt at this very batch
+                raise _AlreadyInThisBatch({"id": claim.message_id, **summary})
             log.info("duplicate id=%s source=%s type=%s", claim.message_id, source, header.message_type)
             raise Problem(
                 409,
@@ -220,25 +264,51 @@ class IngestService:
         }
 
     def _batch(self, batch: er7.Batch, source: str, body_size: int) -> dict[str, Any]:
-        """Each message is accepted, deduplicated or rejected on its own; the accepted ones are
-        published together (SNS PublishBatch). A 503 stops the batch: the sender's retry of the whole
-        body is safe, since what was accepted comes back as duplicates and what was claimed but not
-        acknowledged is taken over under the same ids."""
         batch_id = new_message_id()
         problems = tuple(p.to_dict() for p in batch.problems)
+        results = self.accept_members(batch.messages, source, batch_id, problems, {})
+        answer = batch_answer(batch_id, results, batch.declared_counts, problems)
+        log.info(
+            "batch id=%s source=%s messages=%d bytes=%d accepted=%d duplicate=%d rejected=%d",
+            batch_id,
+            source,
+            len(results),
+            body_size,
+            *(answer["batch"][s] for s in OUTCOMES),
+        )
+        return answer
+
+    def accept_members(
+        self,
+        messages: Sequence[str],
+        source: str,
+        batch_id: str,
+        problems: tuple[dict[str, Any], ...],
+        seen: dict[str, dict[str, Any]],
+        *,
+        first_index: int = 1,
+        count: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Each message of a batch accepted, deduplicated or rejected on its own; the accepted ones
+        published together (SNS PublishBatch). `seen` maps digests met earlier in the batch to what
+        they are. A 503 stops the batch: a retry of it is safe, since what was accepted comes back as
+        accepted (same ids), and what was claimed but not acknowledged is taken over under its id."""
+        count = count or len(messages)
         results: dict[int, dict[str, Any]] = {}
         claimed: dict[int, _Claimed] = {}
-        seen: dict[str, dict[str, Any]] = {}  # digest → what a message earlier in this body is
         try:
-            for index, message in enumerate(batch.messages, start=1):
+            for index, message in enumerate(messages, start=first_index):
                 digest = er7.dedup_digest(message)
                 if digest in seen:
                     results[index] = {**seen[digest], "status": "duplicate", "duplicate": True}
                     continue
-                link = BatchLink(batch_id, index, len(batch.messages), problems)
+                link = BatchLink(batch_id, index, count, problems)
                 try:
                     claimed[index] = self._claim(message, message, source, link)
                     seen[digest] = {"id": claimed[index].claim.message_id, **claimed[index].summary}
+                except _AlreadyInThisBatch as earlier:
+                    results[index] = {**earlier.result, "status": "accepted", "duplicate": False}
+                    seen[digest] = earlier.result
                 except Problem as problem:
                     if problem.status == 503:
                         raise
@@ -259,22 +329,49 @@ class IngestService:
                 failure = failure or problem
         if failure is not None:
             raise failure
-        ordered = [{"index": i, **results[i]} for i in sorted(results)]
-        counts = {
-            s: sum(1 for r in ordered if r["status"] == s) for s in ("accepted", "duplicate", "rejected")
-        }
+        return [{"index": i, **results[i]} for i in sorted(results)]
+
+    def _accept_whole(self, normalized: str, batch: er7.Batch, source: str, body_size: int) -> dict[str, Any]:
+        """A large batch body is in the hub as one event (its bytes by claim check) before the answer;
+        the batch splitter deduplicates and publishes its messages, then reports their outcomes."""
+        batch_id = new_message_id()
+        problems = [p.to_dict() for p in batch.problems]
+        envelope = Envelope(
+            event=Event.BATCH_RECEIVED,
+            id=batch_id,
+            source=source,
+            received_at=utc_timestamp(),
+            message_type="batch",
+            control_id="",
+            format=Format.ER7,
+            payload=normalized,
+            batch={
+                "id": batch_id,
+                "count": len(batch.messages),
+                "declaredCounts": batch.declared_counts,
+                "problems": problems,
+            },
+        )
+        try:
+            self._publisher.publish(envelope)
+        except (HubUnavailable, HubRejected) as exc:
+            raise unavailable(str(exc)) from None
         log.info(
-            "batch id=%s source=%s messages=%d bytes=%d %s", batch_id, source, len(ordered), body_size, counts
+            "batch accepted whole id=%s source=%s messages=%d bytes=%d",
+            batch_id,
+            source,
+            len(batch.messages),
+            body_size,
         )
         return {
             "batch": {
                 "id": batch_id,
-                "messages": len(ordered),
-                **counts,
+                "status": "processing",
+                "messages": len(batch.messages),
                 "declaredCounts": batch.declared_counts,
-                "problems": list(problems),
-            },
-            "messages": ordered,
+                "problems": problems,
+                "location": f"/v1/batches/{batch_id}",
+            }
         }
 
     @property

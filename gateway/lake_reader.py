@@ -37,9 +37,16 @@ def decode_cursor(cursor: str) -> str:
         raise CursorError("cursor is not one this API returned") from None
 
 
+def is_message(item: dict[str, Any]) -> bool:
+    """Catalog items are messages, except a batch body's own item (GET /v1/batches/{id})."""
+    return bool(item.get("kind", "message") != "batch")
+
+
 def matches(item: dict[str, Any], status: str | None, message_type: str | None) -> bool:
-    return (status is None or item.get("status") == status) and (
-        message_type is None or item.get("messageType") == message_type
+    return (
+        is_message(item)
+        and (status is None or item.get("status") == status)
+        and (message_type is None or item.get("messageType") == message_type)
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-STACKS = ("core", "front-door", "staging-er7")
+STACKS = ("core", "front-door", "staging-er7", "batch-splitter")
 
 
 def stacks_dir() -> Path:

@@ -25,7 +25,7 @@ from hl7lake.supervisor import Supervisor, hl7lake_command
 
 log = logging.getLogger("hl7lake.up")
 
-WORKERS = ("er7-staging", "lake-writer")
+WORKERS = ("er7-staging", "lake-writer", "batch-splitter")
 
 
 class UpSettings(BaseSettings):

@@ -16,6 +16,10 @@ def run_worker_by_name(name: str) -> int:
         from lake import bootstrap as lake
 
         lake.run()
+    elif name == "batch-splitter":
+        from gateway.splitter import bootstrap as splitter
+
+        splitter.run()
     else:
         print(
             f"hl7lake worker: unknown worker {name!r} (known: {', '.join(sorted(SUBSCRIPTIONS))})",

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ class SqsConsumer:
         backoff_base: int = 2,
         backoff_max: int = 300,
         max_failures: int = 5,
+        visibility_timeout: int | None = None,
         name: str = "consumer",
         heartbeat: Path | None = None,
     ) -> None:
@@ -98,6 +100,9 @@ class SqsConsumer:
         self._backoff_base = backoff_base
         self._backoff_max = min(backoff_max, SQS_MAX_DELAY_SECONDS)
         self._max_failures = max(1, max_failures)
+        # The queue's visibility timeout: a receive still being handled after half of it is made
+        # invisible for another full timeout, so a long handler is not raced by a second worker.
+        self._visibility = visibility_timeout
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=name)
         self.name = name
         self._heartbeat = heartbeat
@@ -130,10 +135,39 @@ class SqsConsumer:
         if not messages:
             return 0
         self.stats.received += len(messages)
-        done = [m for m, finished in zip(messages, self._handle_all(messages), strict=True) if finished]
+        with self._kept_invisible(messages):
+            outcomes = self._handle_all(messages)
+        done = [m for m, finished in zip(messages, outcomes, strict=True) if finished]
         if done:
             self._delete(done)
         return len(done)
+
+    @contextmanager
+    def _kept_invisible(self, messages: list[dict[str, Any]]) -> Iterator[None]:
+        if not self._visibility:
+            yield
+            return
+        done = threading.Event()
+        keeper = threading.Thread(target=self._extend_visibility, args=(messages, done), daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join()
+
+    def _extend_visibility(self, messages: list[dict[str, Any]], done: threading.Event) -> None:
+        assert self._visibility
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self._visibility}
+            for i, m in enumerate(messages)
+        ]
+        while not done.wait(self._visibility / 2):
+            try:
+                self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
+                log.info("still handling name=%s messages=%d: visibility extended", self.name, len(entries))
+            except Exception as exc:  # the next try may work; a lapse only risks a duplicate handling
+                log.warning("visibility extension failed name=%s error=%s", self.name, exc.__class__.__name__)
 
     def _handle_all(self, messages: list[dict[str, Any]]) -> list[bool]:
         """For each message: may it be deleted now (handled, dead-lettered or sent back for later)?"""

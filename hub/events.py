@@ -20,6 +20,10 @@ class Event(StrEnum):
     RECEIVED = "message.received"
     PARSED = "message.parsed"
     FAILED = "message.failed"
+    # A large batch body accepted as a whole (claim check), split into messages by the front door's
+    # batch splitter; then the per-message outcomes.
+    BATCH_RECEIVED = "batch.received"
+    BATCH_COMPLETED = "batch.completed"
 
 
 class Format(StrEnum):

@@ -23,6 +23,8 @@ class WorkerSettings(HubSettings):
     backoff_max: int = 300
     # Handler failures before an event goes to the DLQ (with the last failure as its reason).
     max_failures: int = 5
+    # The queues' VisibilityTimeout (stacks/*.yaml): long handlers keep their messages invisible.
+    visibility_timeout: int = 60
     heartbeat_dir: str | None = None
 
 
@@ -61,6 +63,7 @@ def run_worker(
         build_handler(settings),
         dlq_url=dlq_url,
         max_failures=settings.max_failures,
+        visibility_timeout=settings.visibility_timeout,
         wait_seconds=settings.wait_seconds,
         concurrency=settings.concurrency,
         backoff_base=settings.backoff_base,

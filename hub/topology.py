@@ -27,7 +27,12 @@ LAKE_WRITER = Subscription(
     filter_policy={Attr.EVENT.value: [e.value for e in Event]},
 )
 
-SUBSCRIPTIONS: dict[str, Subscription] = {s.name: s for s in (ER7_STAGING, LAKE_WRITER)}
+BATCH_SPLITTER = Subscription(
+    name="batch-splitter",
+    filter_policy={Attr.EVENT.value: [Event.BATCH_RECEIVED.value]},
+)
+
+SUBSCRIPTIONS: dict[str, Subscription] = {s.name: s for s in (ER7_STAGING, LAKE_WRITER, BATCH_SPLITTER)}
 
 
 def subscription(name: str) -> Subscription:

@@ -15,6 +15,9 @@ from boto3.dynamodb.types import TypeSerializer
 from hub.events import utc_timestamp
 
 RECEIVED, PARSED, FAILED = "received", "parsed", "failed"
+# A batch body accepted whole: `processing` until the splitter's outcomes arrive, then `completed`.
+PROCESSING, COMPLETED = "processing", "completed"
+BATCH_KIND = "batch"
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class CatalogEntry:
 
 
 class Catalog(Protocol):
+    def record_batch(self, item: dict[str, Any]) -> None: ...
+
     def record_received(self, entry: CatalogEntry, raw_uri: str) -> None: ...
 
     def record_parsed(
@@ -57,6 +62,30 @@ class Catalog(Protocol):
     def record_failed(
         self, entry: CatalogEntry, raw_uri: str | None, error_uri: str, error: dict[str, Any]
     ) -> None: ...
+
+
+def batch_item(
+    batch_id: str,
+    source: str,
+    received_at: str,
+    raw_uri: str,
+    summary: dict[str, Any],
+    outcomes_uri: str | None,
+) -> dict[str, Any]:
+    """A batch's own catalog item. It has no sortKey, so the bySource index (the message list) never
+    shows it; it is read by id (GET /v1/batches/{id})."""
+    item: dict[str, Any] = {
+        "id": batch_id,
+        "kind": BATCH_KIND,
+        "source": source,
+        "receivedAt": received_at,
+        "raw": raw_uri,
+        "status": COMPLETED if outcomes_uri else PROCESSING,
+    }
+    item.update({k: summary[k] for k in ("messages", "accepted", "duplicate", "rejected") if k in summary})
+    if outcomes_uri:
+        item["outcomes"] = outcomes_uri
+    return item
 
 
 def received_item(entry: CatalogEntry, raw_uri: str) -> dict[str, Any]:
@@ -104,13 +133,17 @@ class DynamoCatalog:
         if condition:
             kwargs["ConditionExpression"] = condition
             kwargs["ExpressionAttributeNames"] = {"#id": "id", "#s": "status"}
-            kwargs["ExpressionAttributeValues"] = {
-                ":received": {"S": RECEIVED},
-                ":failed": {"S": FAILED},
-            }
+            values = {":received": RECEIVED, ":failed": FAILED, ":processing": PROCESSING}
+            kwargs["ExpressionAttributeValues"] = {k: {"S": v} for k, v in values.items() if k in condition}
         # A failed condition means a later state already won: nothing to do, by design.
         with contextlib.suppress(self._ddb.exceptions.ConditionalCheckFailedException):
             self._ddb.put_item(**kwargs)
+
+    def record_batch(self, item: dict[str, Any]) -> None:
+        if item["status"] == PROCESSING:  # never over `completed`
+            self._put(item, "attribute_not_exists(#id) OR #s = :processing")
+        else:
+            self._put(item)
 
     def record_received(self, entry: CatalogEntry, raw_uri: str) -> None:
         # Only into an empty slot: `received` never downgrades a later status.
@@ -140,6 +173,9 @@ class MemoryCatalog:
         if over is not None and current not in over:
             return
         self.items[item["id"]] = {**item, "updatedAt": utc_timestamp()}
+
+    def record_batch(self, item: dict[str, Any]) -> None:
+        self._put(item, over=(None, PROCESSING) if item["status"] == PROCESSING else None)
 
     def record_received(self, entry: CatalogEntry, raw_uri: str) -> None:
         self._put(received_item(entry, raw_uri), over=(None, RECEIVED))

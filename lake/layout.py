@@ -6,8 +6,9 @@ import re
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
-RAW, PARSED, ERRORS = "raw", "parsed", "errors"
-_SUFFIX = {RAW: "hl7", PARSED: "json", ERRORS: "json"}
+RAW, PARSED, ERRORS, BATCHES = "raw", "parsed", "errors", "batches"
+# A batch body accepted whole: its bytes (.hl7) and, once split, every message's outcome (.json).
+_SUFFIX = {RAW: "hl7", PARSED: "json", ERRORS: "json", BATCHES: "json"}
 
 
 def sanitize(part: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from hub.events import Envelope, Event
 from hub.payloads import PayloadStore, load_payload
 from lake import layout
-from lake.catalog import Catalog, CatalogEntry
+from lake.catalog import Catalog, CatalogEntry, batch_item
 from lake.objects import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ class LakeWriter:
             self._handle(envelope)
 
     def _handle(self, envelope: Envelope) -> None:
+        if envelope.event in (Event.BATCH_RECEIVED, Event.BATCH_COMPLETED):
+            self._batch(envelope)
+            return
         entry = CatalogEntry(
             id=envelope.id,
             source=envelope.source,
@@ -69,6 +72,27 @@ class LakeWriter:
             message_id=envelope.id,
             suffix=suffix,
         )
+
+    def _batch(self, envelope: Envelope) -> None:
+        """A batch body accepted whole: its bytes as received, then its messages' outcomes."""
+        raw_key = self._key(layout.BATCHES, envelope, suffix="hl7")
+        outcomes_uri = None
+        summary = dict(envelope.batch or {})
+        summary["messages"] = summary.get("count", summary.get("messages"))
+        if envelope.event is Event.BATCH_RECEIVED:
+            raw = load_payload(envelope, self._payloads)
+            self._objects.put(raw_key, str(raw).encode("utf-8"), "application/hl7-v2; charset=utf-8")
+        else:
+            report = load_payload(envelope, self._payloads)
+            key = self._key(layout.BATCHES, envelope)
+            self._objects.put(key, _json_bytes(report), "application/json")
+            outcomes_uri, summary = self._uri(key), report["batch"]
+        self._catalog.record_batch(
+            batch_item(
+                envelope.id, envelope.source, envelope.received_at, self._uri(raw_key), summary, outcomes_uri
+            )
+        )
+        log.info("lake write event=%s id=%s source=%s", envelope.event.value, envelope.id, envelope.source)
 
     def _received(self, envelope: Envelope, entry: CatalogEntry) -> None:
         raw = load_payload(envelope, self._payloads)

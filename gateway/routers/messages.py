@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from gateway import ack
 from gateway.deps import CurrentPrincipal, Services
 from gateway.ingest import IngestService, MediaType, check_media_type, choose_source
-from gateway.lake_reader import CursorError, decode_cursor, encode_cursor, public_item
+from gateway.lake_reader import CursorError, decode_cursor, encode_cursor, is_message, public_item
 from gateway.problems import Problem, not_found
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
@@ -173,14 +173,19 @@ async def post_message(
     body = await _read_body(request, services.settings.max_body_bytes)
     # Kept in a worker thread: the real dedup store and hub are blocking AWS calls. With in-memory
     # fakes calling it inline is ~15% faster (bench/bench_gateway.py), but would stall the event loop.
-    result = await run_in_threadpool(services.ingest.ingest, body, media, source)
-    headers = {"Location": f"/v1/messages/{result['id']}"} if "id" in result else {}
+    result = await run_in_threadpool(services.ingest.ingest, body, media, source, split_later=True)
+    if "id" in result:
+        headers = {"Location": f"/v1/messages/{result['id']}"}
+    elif "location" in result.get("batch", {}):  # a large batch, split after the answer
+        headers = {"Location": result["batch"]["location"]}
+    else:
+        headers = {}
     return JSONResponse(result, status_code=202, headers=headers)
 
 
 def _visible_item(services: Services, principal: CurrentPrincipal, message_id: str) -> dict[str, Any]:
     item = services.reader.get(message_id) if len(message_id) <= 64 else None
-    if item is None or item.get("source") not in principal.read:
+    if item is None or not is_message(item) or item.get("source") not in principal.read:
         raise not_found(message_id)
     return item
 

@@ -51,7 +51,9 @@ def _ready(url: str, mllp_port: int) -> bool:
 
 
 @contextmanager
-def running_stack(run_dir: Path, timeout: float = 120, prefix: str | None = None) -> Iterator[RunningStack]:
+def running_stack(
+    run_dir: Path, timeout: float = 120, prefix: str | None = None, **settings: str
+) -> Iterator[RunningStack]:
     emulator_port, gateway_port, mllp_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HL7LAKE_"))}
     env.update(
@@ -63,7 +65,7 @@ def running_stack(run_dir: Path, timeout: float = 120, prefix: str | None = None
         HL7LAKE_STATE_DIR=str(run_dir / "state"),
         HL7LAKE_WAIT_SECONDS="1",
     )
-    env.update(external_env(), HL7LAKE_PREFIX=prefix or f"e2e{uuid.uuid4().hex[:8]}")
+    env.update(external_env(), HL7LAKE_PREFIX=prefix or f"e2e{uuid.uuid4().hex[:8]}", **settings)
     banner = run_dir / "up.stdout"
     with banner.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "hl7lake", "up"], env=env, stdout=out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from hl7lake.provision import provision, stack_name
-from hl7lake.templates import load_template
+from hl7lake.templates import STACKS, load_template
 from hub import aws
 from hub.topology import SUBSCRIPTIONS
 
@@ -13,7 +13,7 @@ from hub.topology import SUBSCRIPTIONS
 def _subscriptions_in_templates() -> dict[str, dict]:
     """Queue logical name → the template's subscription properties, for every stack."""
     found = {}
-    for name in ("core", "staging-er7"):
+    for name in STACKS:
         for resource in load_template(name)["Resources"].values():
             if resource["Type"] == "AWS::SNS::Subscription":
                 queue = resource["Properties"]["Endpoint"]["Fn::GetAtt"][0]

@@ -1,0 +1,76 @@
+"""Splitting a batch body accepted as a whole: the same per-message dedup and publishing as a small
+batch, in chunks, paced by the hub's backlog; then one `batch.completed` event with every outcome."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from gateway.ingest import OUTCOMES, IngestService, batch_answer
+from hub import er7
+from hub.events import Envelope, Event, Format
+from hub.payloads import PayloadStore, load_payload
+from hub.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+CHUNK = 100  # messages claimed, then published together, at a time
+
+
+class BatchSplitter:
+    def __init__(
+        self,
+        ingest: IngestService,
+        publisher: Publisher,
+        payloads: PayloadStore,
+        *,
+        wait_while_behind: Callable[[], None] = lambda: None,
+        chunk: int = CHUNK,
+    ) -> None:
+        self._ingest = ingest
+        self._publisher = publisher
+        self._payloads = payloads
+        self._wait_while_behind = wait_while_behind
+        self._chunk = chunk
+
+    def handle(self, envelope: Envelope) -> None:
+        if envelope.event is not Event.BATCH_RECEIVED:
+            return
+        batch = er7.split_batch(str(load_payload(envelope, self._payloads)))
+        problems = tuple((envelope.batch or {}).get("problems") or ())
+        seen: dict[str, dict[str, object]] = {}
+        results: list[dict[str, object]] = []
+        total = len(batch.messages)
+        for start in range(0, total, self._chunk):
+            self._wait_while_behind()
+            results += self._ingest.accept_members(
+                batch.messages[start : start + self._chunk],
+                envelope.source,
+                envelope.id,
+                problems,
+                seen,
+                first_index=start + 1,
+                count=total,
+            )
+        report = batch_answer(envelope.id, results, batch.declared_counts, problems)
+        self._publisher.publish(envelope.derive(Event.BATCH_COMPLETED, Format.JSON, payload=report))
+        log.info(
+            "batch split id=%s source=%s messages=%d accepted=%d duplicate=%d rejected=%d",
+            envelope.id,
+            envelope.source,
+            total,
+            *(report["batch"][s] for s in OUTCOMES),
+        )
+
+
+def backlog_pacer(is_behind: Callable[[], bool], stop: threading.Event | None = None) -> Callable[[], None]:
+    """Waits (in steps of a second) while the hub is behind: a large batch must not crowd out the
+    senders of single messages, whose requests are refused while the backlog is over its limit."""
+    stop = stop or threading.Event()
+
+    def wait() -> None:
+        while is_behind() and not stop.wait(1.0):
+            pass
+
+    return wait
