@@ -105,3 +105,25 @@ def test_parsed_after_failed_clears_the_error(catalog: tuple[Catalog, Reader]) -
     item = read(ENTRY.id)
     assert item["status"] == "parsed" and "error" not in item
     assert item["findings"] == [{"code": "length", "where": "PID-5"}]
+
+
+def test_a_batch_item_goes_processing_to_completed_never_back(catalog: tuple[Catalog, Reader]) -> None:
+    from lake.catalog import batch_item
+
+    store, read = catalog
+    processing = batch_item("01JBATCH", "hospital-a", "2026-01-02T03:04:05Z", "s3://lake/batches/b.hl7",
+                            {"messages": 3}, None)  # fmt: skip
+    completed = batch_item("01JBATCH", "hospital-a", "2026-01-02T03:04:05Z", "s3://lake/batches/b.hl7",
+                           {"messages": 3, "accepted": 2, "duplicate": 1, "rejected": 0},
+                           "s3://lake/batches/b.json")  # fmt: skip
+    store.record_batch(processing)
+    assert read("01JBATCH")["status"] == "processing"
+    store.record_batch(completed)
+    store.record_batch(processing)  # a late or redelivered batch.received
+    item = read("01JBATCH")
+    assert (item["status"], item["accepted"], item["outcomes"]) == (
+        "completed",
+        2,
+        "s3://lake/batches/b.json",
+    )
+    assert item["kind"] == "batch" and "sortKey" not in item  # never in the message list's index
