@@ -160,16 +160,17 @@ class Senders:
             self.next += 1
         return unique(self.bodies[n % len(self.bodies)], n)
 
-    def post(self, body: bytes) -> tuple[str, float]:
-        """(id, time.time() of the POST), retrying a 503 as a sender would."""
+    def post(self, body: bytes) -> tuple[str, float, float]:
+        """(id, time.time() of the first POST, seconds until it was accepted), retrying a 503 as a
+        sender would."""
+        first = time.time()
         while True:
-            sent = time.time()
             response = self.client.post("/v1/messages", content=body, headers=self.headers)
             if response.status_code == 503:
                 time.sleep(float(response.headers.get("Retry-After", "1")))
                 continue
             response.raise_for_status()
-            return str(response.json()["id"]), sent
+            return str(response.json()["id"]), first, time.time() - first
 
 
 def sustained(
@@ -222,9 +223,12 @@ def parsed_at(stack: Stack, table: str, ids: list[str]) -> dict[str, float]:
     return found
 
 
-def latency_at(stack: Stack, senders: Senders, rate: float, seconds: float) -> dict[str, float]:
+def latency_at(
+    stack: Stack, senders: Senders, rate: float, seconds: float, until_drained: bool = True
+) -> dict[str, float]:
     count = max(1, int(rate * seconds))
     sent: dict[str, float] = {}
+    accept: list[float] = []
     with ThreadPoolExecutor(16) as pool:
         started = time.monotonic()
         futures = []
@@ -234,14 +238,22 @@ def latency_at(stack: Stack, senders: Senders, rate: float, seconds: float) -> d
                 time.sleep(delay)
             futures.append(pool.submit(senders.post, senders.body()))
         for future in futures:
-            message_id, at = future.result()
+            message_id, at, took = future.result()
             sent[message_id] = at
+            accept.append(took)
+    result = {
+        "rate": rate,
+        "messages": count,
+        "accept_p50_ms": pct(accept, 0.50),
+        "accept_p99_ms": pct(accept, 0.99),
+    }
+    if not until_drained:
+        return result
     wait_drained(stack.client("sqs"), "hl7lake-", 600)
     done = parsed_at(stack, "hl7lake-catalog", list(sent))
     latencies = [done[i] - sent[i] for i in sent if i in done]
     return {
-        "rate": rate,
-        "messages": count,
+        **result,
         "parsed": len(latencies),
         "p50_ms": pct(latencies, 0.50),
         "p95_ms": pct(latencies, 0.95),
@@ -252,7 +264,11 @@ def latency_at(stack: Stack, senders: Senders, rate: float, seconds: float) -> d
 # --- 4. one large batch body ------------------------------------------------------------------------
 
 
-def batch_body(senders: Senders, count: int) -> dict[str, float]:
+def batch_body(
+    stack: Stack, senders: Senders, count: int, probe_rate: float, probe_seconds: float
+) -> dict[str, Any]:
+    """One body of `count` messages: seconds to the answer; single messages sent meanwhile (their accept
+    latency, against the same rate without the batch); seconds until every message was split."""
     standard = [b for b in senders.bodies if b.startswith(b"MSH|^~\\&|")]
     parts = []
     for n in range(count):
@@ -260,10 +276,23 @@ def batch_body(senders: Senders, count: int) -> dict[str, float]:
         parts.append(body if body.endswith((b"\r", b"\n")) else body + b"\r")
     started = time.monotonic()
     response = senders.client.post("/v1/messages", content=b"".join(parts), headers=senders.headers)
-    elapsed = time.monotonic() - started
-    summary = response.json().get("batch", {}) if response.status_code < 300 else {}
-    return {"messages": count, "status": response.status_code, "answer_seconds": elapsed,
-            "accepted": summary.get("accepted", 0)}  # fmt: skip
+    answered = time.monotonic() - started
+    result: dict[str, Any] = {"messages": count, "status": response.status_code, "answer_seconds": answered}
+    if response.status_code >= 300:
+        return result
+    location = response.json()["batch"].get("location")
+    result["during"] = latency_at(stack, senders, probe_rate, probe_seconds, until_drained=False)
+    while location and wait:
+        report = senders.client.get(location, headers=senders.headers)
+        if report.status_code == 200 and report.json()["batch"]["status"] == "completed":
+            result["accepted"] = report.json()["batch"]["accepted"]
+            break
+        if time.monotonic() - started > 3600:
+            break
+        time.sleep(1)
+    if wait:
+        result["split_seconds"] = time.monotonic() - started
+    return result
 
 
 def main() -> int:
@@ -272,7 +301,8 @@ def main() -> int:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--ceiling-messages", type=int, default=1000)
     parser.add_argument("--latency-seconds", type=float, default=20)
-    parser.add_argument("--batch-messages", type=int, default=500)
+    parser.add_argument("--batch-messages", type=int, default=10_000)
+    parser.add_argument("--wait-batch", action="store_true", help="also wait until the batch is split")
     parser.add_argument("--json", type=Path, default=ROOT / ".run" / "bench.json")
     args = parser.parse_args()
     counts_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"hl7lake-calls-{uuid.uuid4().hex[:8]}"
@@ -285,7 +315,10 @@ def main() -> int:
         report["latency"] = [
             latency_at(stack, senders, rate * share, args.latency_seconds) for share in (0.25, 0.75)
         ]
-        report["batch"] = batch_body(senders, args.batch_messages)
+        quiet = report["latency"][0]
+        report["batch"] = batch_body(
+            stack, senders, args.batch_messages, quiet["rate"], args.latency_seconds, args.wait_batch
+        )
         wait_drained(stack.client("sqs"), "hl7lake-", 600)
         report["peak_rss_mib"] = {role: peak_rss_mib(pid) for role, pid in stack.processes().items()}
     print_report(report)
@@ -308,7 +341,17 @@ def print_report(r: dict[str, Any]) -> None:
               f"p95 {lat['p95_ms']:7.0f} ms   p99 {lat['p99_ms']:7.0f} ms")  # fmt: skip
     b = r["batch"]
     answer = f"{b['answer_seconds']:.1f} s (HTTP {b['status']})"
-    print(f"  batch body of {b['messages']} messages answered in {answer}")
+    print(f"  batch body of {b['messages']} messages answered in {answer}", end="")
+    if "split_seconds" in b:
+        print(f", all {b.get('accepted', '?')} accepted and published in {b['split_seconds']:.0f} s")
+    else:
+        print(" (split afterwards by the batch splitter)")
+    if "during" in b:
+        quiet, during = r["latency"][0], b["during"]
+        d50, d99, q50, q99 = (x[k] for x in (during, quiet) for k in ("accept_p50_ms", "accept_p99_ms"))
+        print(f"    other senders meanwhile ({during['rate']:.1f} msg/s): accept p50 {d50:.0f} ms"
+              f" p99 {d99:.0f} ms, against p50 {q50:.0f} ms p99 {q99:.0f} ms without it"
+              f" ({d50 / q50:.1f}× at p50)")  # fmt: skip
     print(f"  AWS calls per message {s['calls_per_message_total']:5.2f}  (our processes, all operations):")
     by_service: dict[str, float] = defaultdict(float)
     for name, value in s["calls_per_message"].items():

@@ -33,7 +33,9 @@ def build_handler(settings: WorkerSettings) -> Handler:
             sqs_depth_reader(sqs, subscriber_queue_urls(sqs, gateway)), max(1, gateway.max_backlog // 2)
         )
         pace = backlog_pacer(lambda: bool(monitor.current().behind))
-    return BatchSplitter(ingest, publisher, payloads, wait_while_behind=pace).handle
+    return BatchSplitter(
+        ingest, publisher, payloads, wait_while_behind=pace, duty=gateway.batch_split_duty
+    ).handle
 
 
 def run(settings: WorkerSettings | None = None, stop: threading.Event | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from gateway.ingest import OUTCOMES, IngestService, batch_answer
@@ -27,12 +28,20 @@ class BatchSplitter:
         *,
         wait_while_behind: Callable[[], None] = lambda: None,
         chunk: int = CHUNK,
+        duty: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._ingest = ingest
         self._publisher = publisher
         self._payloads = payloads
         self._wait_while_behind = wait_while_behind
         self._chunk = chunk
+        # The share of time the splitter works: after a chunk that took t seconds it rests
+        # t·(1 − duty)/duty, leaving the rest of the hub's capacity to the senders of single messages.
+        self._rest_per_work = (1 - duty) / duty if 0 < duty < 1 else 0.0
+        self._clock = clock
+        self._sleep = sleep
 
     def handle(self, envelope: Envelope) -> None:
         if envelope.event is not Event.BATCH_RECEIVED:
@@ -44,6 +53,7 @@ class BatchSplitter:
         total = len(batch.messages)
         for start in range(0, total, self._chunk):
             self._wait_while_behind()
+            began = self._clock()
             results += self._ingest.accept_members(
                 batch.messages[start : start + self._chunk],
                 envelope.source,
@@ -53,6 +63,8 @@ class BatchSplitter:
                 first_index=start + 1,
                 count=total,
             )
+            if self._rest_per_work and start + self._chunk < total:
+                self._sleep((self._clock() - began) * self._rest_per_work)
         report = batch_answer(envelope.id, results, batch.declared_counts, problems)
         self._publisher.publish(envelope.derive(Event.BATCH_COMPLETED, Format.JSON, payload=report))
         log.info(

@@ -161,3 +161,21 @@ def test_the_splitter_waits_while_the_hub_is_behind() -> None:
 
     backlog_pacer(behind, NoWait())()  # type: ignore[arg-type]
     assert waits == [True, True, False]
+
+
+def test_the_splitter_rests_after_each_chunk_for_its_duty_cycle(stack: Stack) -> None:
+    rests: list[float] = []
+    ticks = iter(float(t) for t in range(1000))
+    splitter = BatchSplitter(
+        stack.ingest,
+        stack.hub,
+        stack.hub.payloads,
+        chunk=4,
+        duty=0.25,
+        clock=lambda: next(ticks),
+        sleep=rests.append,
+    )
+    stack.post(b"".join(message(n) for n in range(10)))
+    splitter.handle(stack.hub.drain("batch-splitter")[0])
+    # Chunks of 4, 4, 2; each took one tick of work: rest 3 ticks after each but the last.
+    assert rests == [3.0, 3.0]
