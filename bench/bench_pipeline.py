@@ -265,7 +265,7 @@ def latency_at(
 
 
 def batch_body(
-    stack: Stack, senders: Senders, count: int, probe_rate: float, probe_seconds: float
+    stack: Stack, senders: Senders, count: int, probe_rate: float, probe_seconds: float, wait: bool
 ) -> dict[str, Any]:
     """One body of `count` messages: seconds to the answer; single messages sent meanwhile (their accept
     latency, against the same rate without the batch); seconds until every message was split."""
