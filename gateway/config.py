@@ -8,7 +8,8 @@ from hub.config import HubSettings
 class GatewaySettings(HubSettings):
     host: str = "127.0.0.1"
     port: int = 8080
-    max_body_bytes: int = 10 * 1024 * 1024
+    # 32 MiB: a batch body of 10,000 lab results of ~3 KB (bigger bodies are split by the batch splitter).
+    max_body_bytes: int = 32 * 1024 * 1024
     dedup_ttl_seconds: int = 7 * 24 * 3600
     # How long an unfinished ingest holds its claim before a retry of the same message takes it over
     # (same id: a takeover never doubles the message). Above the worst-case time of one ingest with
