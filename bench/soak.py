@@ -21,9 +21,7 @@ import os
 import random
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -32,11 +30,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 from bench_pipeline import corpus, unique
-
-from hl7lake.emulator import free_port
+from stack import (
+    Stack,
+    children_of,
+    cpu_seconds,
+    peak_rss_mib,
+    queue_depths,
+    running_stack,
+    wait_drained,
+)
 
 SB, EB = b"\x0b", b"\x1c\x0d"
 SOURCE = "hospital-a"
@@ -177,42 +181,13 @@ class Sender:
         return None
 
 
-def children_of(pid: int) -> dict[str, int]:
-    """The processes `hl7lake up` runs, by role (gateway, mllp, er7-staging, lake-writer, emulator)."""
-    found: dict[str, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid != pid:
-            continue
-        words = [a.decode(errors="replace") for a in argv if a]
-        if "hl7lake" in words:
-            role = " ".join(words[words.index("hl7lake") + 1 :]).replace("worker ", "")
-        elif any("emulator" in w or "moto" in w for w in words):
-            role = "emulator"
-        else:
-            continue
-        found[role or "?"] = int(entry.name)
-    return found
-
-
 def memory_and_cpu(pids: dict[str, int]) -> dict[str, dict[str, float]]:
-    ticks = os.sysconf("SC_CLK_TCK")
     report: dict[str, dict[str, float]] = {}
     for role, pid in pids.items():
         try:
-            status = Path(f"/proc/{pid}/status").read_text()
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            report[role] = {"peak_rss_mib": round(peak_rss_mib(pid), 1), "cpu_s": round(cpu_seconds(pid), 1)}
         except OSError:
-            continue
-        peak = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")), 0)
-        cpu = (int(fields[11]) + int(fields[12])) / ticks
-        report[role] = {"peak_rss_mib": round(peak / 1024, 1), "cpu_s": round(cpu, 1)}
+            continue  # restarted a moment ago
     return report
 
 
@@ -231,21 +206,6 @@ def chaos(
             continue
         os.kill(pid, signal.SIGKILL)
         log.append(f"{time.strftime('%H:%M:%S')} kill -9 {role} pid={pid}")
-
-
-def queue_depths(sqs: Any, prefix: str) -> dict[str, int]:
-    depths = {}
-    for url in sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", []):
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        depths[url.rsplit("/", 1)[-1]] = sum(
-            int(attributes.get(k, 0))
-            for k in (
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            )
-        )
-    return depths
 
 
 def catalog_items(ddb: Any, table: str) -> list[dict[str, Any]]:
@@ -291,6 +251,80 @@ def verify(aws: dict[str, Any], acked: set[str], run_prefix: str) -> dict[str, A
     }
 
 
+def soak(stack: Stack, args: argparse.Namespace, units: list[Unit]) -> dict[str, Any]:
+    """Sends every unit, waits for the hub to drain, then checks the lake against what was acknowledged."""
+    up = stack.process
+    run_prefix = units[0].messages[0][0][:9]
+    token = stack.token(f"sender@{SOURCE}.example")
+    aws = {
+        name: stack.client(service) for name, service in (("ddb", "dynamodb"), ("s3", "s3"), ("sqs", "sqs"))
+    }
+    tally, kills = Tally(), []
+    stop_chaos = threading.Event()
+    if args.chaos:
+        threading.Thread(
+            target=chaos,
+            args=(up.pid, stop_chaos, args.chaos_every, args.victims.split(","), args.kills, kills),
+            daemon=True,
+        ).start()
+    queue: list[Unit] = list(reversed(units))
+    queue_lock = threading.Lock()
+    peak_depth = 0
+
+    def sender_loop() -> None:
+        sender = Sender(
+            stack.url, stack.mllp_port, token, tally, deadline_s=300, alive=lambda: up.poll() is None
+        )
+        while up.poll() is None:
+            with queue_lock:
+                if not queue:
+                    return
+                unit = queue.pop()
+            sender.send(unit)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=sender_loop) for _ in range(args.senders)]
+    for thread in threads:
+        thread.start()
+    try:
+        while any(t.is_alive() for t in threads):
+            time.sleep(2)
+            peak_depth = max(peak_depth, max(queue_depths(aws["sqs"], "hl7lake-").values(), default=0))
+            done = args.messages - sum(len(u.messages) for u in queue if not u.duplicate)
+            elapsed = time.monotonic() - started
+            print(f"  {elapsed:6.0f}s sent {done}/{args.messages} acked {len(tally.acked)}", file=sys.stderr)
+    finally:
+        stop_chaos.set()
+    sent_in = time.monotonic() - started
+    if up.poll() is not None:
+        raise SystemExit(
+            f"hl7lake up stopped during the load (exit {up.returncode}); logs in {stack.run_dir}"
+        )
+    try:
+        drained_in = wait_drained(aws["sqs"], "hl7lake-", args.drain_timeout, interval=1) - started
+    except TimeoutError:
+        drained_in = time.monotonic() - started
+    outcome = verify(aws, tally.acked, run_prefix)
+    depths = queue_depths(aws["sqs"], "hl7lake-")
+    return dict(
+        acknowledged=len(tally.acked),
+        duplicates_answered=tally.duplicates_answered,
+        refusals=dict(tally.refusals),
+        rejected=tally.rejected[:20],
+        unacknowledged=len(tally.unacknowledged),
+        send_seconds=round(sent_in, 1),
+        accepted_per_second=round(len(tally.acked) / sent_in, 1),
+        drain_seconds=round(drained_in - sent_in, 1),
+        end_to_end_per_second=round(len(tally.acked) / drained_in, 1),
+        peak_queue_depth=peak_depth,
+        dead_letters={k: v for k, v in depths.items() if k.endswith("-dlq")},
+        processes=memory_and_cpu({"up": up.pid, **stack.processes()}),
+        kills=kills,
+        **{k: v if isinstance(v, int | dict) else len(v) for k, v in outcome.items()},
+        examples={k: v[:5] for k, v in outcome.items() if isinstance(v, list) and v},
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=10_000)
@@ -305,115 +339,13 @@ def main() -> int:
     parser.add_argument("--drain-timeout", type=float, default=1800.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="write the report here too")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the stack's folder (logs, state)")
     args = parser.parse_args()
 
-    emulator_port, port, mllp_port = free_port(), free_port(), free_port()
-    run_dir = tempfile.mkdtemp(prefix="hl7lake-soak-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HL7LAKE_"))}
-    env.update(
-        HL7LAKE_EMULATOR_PORT=str(emulator_port),
-        HL7LAKE_PORT=str(port),
-        HL7LAKE_MLLP_PORT=str(mllp_port),
-        HL7LAKE_RUN_DIR=run_dir,
-        HL7LAKE_STATE_DIR=str(Path(run_dir) / "state"),
-        HL7LAKE_LOG_LEVEL="WARNING",
-        HL7LAKE_WAIT_SECONDS="1",
-    )
     units = plan(args.messages, args.duplicates, args.seed)
-    run_prefix = units[0].messages[0][0][:9]
-    url = f"http://127.0.0.1:{port}"
-    up = subprocess.Popen(
-        [sys.executable, "-m", "hl7lake", "up"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    tally, kills = Tally(), []
-    stop_chaos = threading.Event()
     report: dict[str, Any] = {"messages": args.messages, "senders": args.senders, "chaos": args.chaos}
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise SystemExit(f"the stack did not get ready; logs in {run_dir}")
-        token = subprocess.run(
-            [sys.executable, "-m", "hl7lake", "token", "--user", f"sender@{SOURCE}.example"],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        aws_env = {"endpoint_url": f"http://127.0.0.1:{emulator_port}", "region_name": "us-east-1",
-                   "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # fmt: skip
-        aws = {n: boto3.client(s, **aws_env) for n, s in (("ddb", "dynamodb"), ("s3", "s3"), ("sqs", "sqs"))}
-        if args.chaos:
-            threading.Thread(
-                target=chaos,
-                args=(up.pid, stop_chaos, args.chaos_every, args.victims.split(","), args.kills, kills),
-                daemon=True,
-            ).start()
-        queue: list[Unit] = list(reversed(units))
-        queue_lock = threading.Lock()
-        peak_depth = 0
-
-        def sender_loop() -> None:
-            sender = Sender(url, mllp_port, token, tally, deadline_s=300, alive=lambda: up.poll() is None)
-            while up.poll() is None:
-                with queue_lock:
-                    if not queue:
-                        return
-                    unit = queue.pop()
-                sender.send(unit)
-
-        started = time.monotonic()
-        threads = [threading.Thread(target=sender_loop) for _ in range(args.senders)]
-        for thread in threads:
-            thread.start()
-        while any(t.is_alive() for t in threads):
-            time.sleep(2)
-            peak_depth = max(peak_depth, max(queue_depths(aws["sqs"], "hl7lake-").values(), default=0))
-            done = args.messages - sum(len(u.messages) for u in queue if not u.duplicate)
-            elapsed = time.monotonic() - started
-            print(f"  {elapsed:6.0f}s sent {done}/{args.messages} acked {len(tally.acked)}", file=sys.stderr)
-        sent_in = time.monotonic() - started
-        stop_chaos.set()
-        if up.poll() is not None:
-            raise SystemExit(f"hl7lake up stopped during the load (exit {up.returncode}); logs in {run_dir}")
-        drain_started = time.monotonic()
-        while time.monotonic() - drain_started < args.drain_timeout and up.poll() is None:
-            depths = queue_depths(aws["sqs"], "hl7lake-")
-            working = {k: v for k, v in depths.items() if not k.endswith("-dlq")}
-            if not any(working.values()):
-                break
-            time.sleep(1)
-        drained_in = time.monotonic() - started
-        outcome = verify(aws, tally.acked, run_prefix)
-        depths = queue_depths(aws["sqs"], "hl7lake-")
-        resources = memory_and_cpu({"up": up.pid, **children_of(up.pid)})
-        report.update(
-            acknowledged=len(tally.acked),
-            duplicates_answered=tally.duplicates_answered,
-            refusals=dict(tally.refusals),
-            rejected=tally.rejected[:20],
-            unacknowledged=len(tally.unacknowledged),
-            send_seconds=round(sent_in, 1),
-            accepted_per_second=round(len(tally.acked) / sent_in, 1),
-            drain_seconds=round(drained_in - sent_in, 1),
-            end_to_end_per_second=round(len(tally.acked) / drained_in, 1),
-            peak_queue_depth=peak_depth,
-            dead_letters={k: v for k, v in depths.items() if k.endswith("-dlq")},
-            processes=resources,
-            kills=kills,
-            **{k: v if isinstance(v, int | dict) else len(v) for k, v in outcome.items()},
-            examples={k: v[:5] for k, v in outcome.items() if isinstance(v, list) and v},
-        )
-    finally:
-        stop_chaos.set()
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(90)
-        except subprocess.TimeoutExpired:
-            up.kill()
+    with running_stack(keep_logs=args.keep_logs) as stack:
+        report.update(soak(stack, args, units))
     print_report(report)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

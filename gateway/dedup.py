@@ -98,6 +98,43 @@ def _holder(record: dict[str, Any], claim: Claim) -> Claim:
     )
 
 
+PutNew = Callable[[Claim, int], "dict[str, Any] | None"]
+TakeOver = Callable[[Claim, int, int], Claim]
+
+
+def _claim(
+    put_new: PutNew,
+    take_over: TakeOver,
+    fingerprint: Fingerprint,
+    message_id: str,
+    received_at: str,
+    batch_id: str,
+    now: int,
+) -> Claim:
+    """The claim protocol, whatever stores the records: `put_new` writes a claim unless the key is
+    held (then returns the holding record), `take_over` replaces a stale claim (or loses the race)."""
+    mine = Claim(
+        ClaimState.NEW,
+        message_id,
+        received_at,
+        fingerprint.control_key,
+        fingerprint.digest,
+        batch_id=batch_id,
+    )
+    held = put_new(mine, now)
+    if held is not None and held["digest"] != fingerprint.digest:
+        # The control id was used before for other content: this message's own record is keyed by
+        # its content.
+        mine = replace(mine, key=fingerprint.content_key, control_id_reused=True)
+        held = put_new(mine, now)
+    if held is None:
+        return mine
+    holder = _holder(held, mine)
+    if holder.state is ClaimState.IN_PROGRESS and held["inProgressUntil"] < now:
+        return take_over(holder, held["inProgressUntil"], now)
+    return holder
+
+
 class DynamoDedupStore:
     def __init__(
         self,
@@ -139,26 +176,7 @@ class DynamoDedupStore:
 
     def claim(self, fingerprint: Fingerprint, message_id: str, received_at: str, batch_id: str = "") -> Claim:
         now = int(self._clock())
-        mine = Claim(
-            ClaimState.NEW,
-            message_id,
-            received_at,
-            fingerprint.control_key,
-            fingerprint.digest,
-            batch_id=batch_id,
-        )
-        held = self._put_new(mine, now)
-        if held is not None and held["digest"] != fingerprint.digest:
-            # The control id was used before for other content: this message's own record is keyed
-            # by its content.
-            mine = replace(mine, key=fingerprint.content_key, control_id_reused=True)
-            held = self._put_new(mine, now)
-        if held is None:
-            return mine
-        holder = _holder(held, mine)
-        if holder.state is ClaimState.IN_PROGRESS and held["inProgressUntil"] < now:
-            return self._take_over(holder, held["inProgressUntil"], now)
-        return holder
+        return _claim(self._put_new, self._take_over, fingerprint, message_id, received_at, batch_id, now)
 
     def _put_new(self, claim: Claim, now: int) -> dict[str, Any] | None:
         """None when the key is now ours; else the record that holds it (read in the same round trip)."""
@@ -276,26 +294,12 @@ class MemoryDedupStore:
     def claim(self, fingerprint: Fingerprint, message_id: str, received_at: str, batch_id: str = "") -> Claim:
         self._check()
         now = int(self._clock())
-        mine = Claim(
-            ClaimState.NEW,
-            message_id,
-            received_at,
-            fingerprint.control_key,
-            fingerprint.digest,
-            batch_id=batch_id,
-        )
-        held = self._put_new(mine, now)
-        if held is not None and held["digest"] != fingerprint.digest:
-            mine = replace(mine, key=fingerprint.content_key, control_id_reused=True)
-            held = self._put_new(mine, now)
-        if held is None:
-            return mine
-        holder = _holder(held, mine)
-        if holder.state is ClaimState.IN_PROGRESS and held["inProgressUntil"] < now:
-            taken = replace(holder, state=ClaimState.NEW, resumed=True)
-            self._put(taken, INPROGRESS, now)
-            return taken
-        return holder
+        return _claim(self._put_new, self._take_over, fingerprint, message_id, received_at, batch_id, now)
+
+    def _take_over(self, stale: Claim, stale_until: int, now: int) -> Claim:
+        taken = replace(stale, state=ClaimState.NEW, resumed=True)
+        self._put(taken, INPROGRESS, now)
+        return taken
 
     def complete(self, claim: Claim) -> None:
         self._check()

@@ -89,13 +89,7 @@ class SnsPublisher:
             )
         except Exception as exc:  # botocore raises many types; all mean "not in the hub"
             raise _classified(envelope, exc) from exc
-        log.info(
-            "published event=%s id=%s type=%s source=%s",
-            envelope.event.value,
-            envelope.id,
-            envelope.message_type,
-            envelope.source,
-        )
+        _log_published(envelope)
         return str(response["MessageId"])
 
     def publish_batch(self, envelopes: Sequence[Envelope]) -> list[Exception | None]:
@@ -148,14 +142,17 @@ class SnsPublisher:
             outcomes[i] = error
         for ok in response.get("Successful", []):
             outcomes[int(ok["Id"])] = None
-            envelope = prepared[int(ok["Id"])][0]
-            log.info(
-                "published event=%s id=%s type=%s source=%s",
-                envelope.event.value,
-                envelope.id,
-                envelope.message_type,
-                envelope.source,
-            )
+            _log_published(prepared[int(ok["Id"])][0])
+
+
+def _log_published(envelope: Envelope) -> None:
+    log.info(
+        "published event=%s id=%s type=%s source=%s",
+        envelope.event.value,
+        envelope.id,
+        envelope.message_type,
+        envelope.source,
+    )
 
 
 def _classified(envelope: Envelope, exc: Exception) -> HubRejected | HubUnavailable:
