@@ -6,12 +6,17 @@ told to require it and never looks at Cognito's `token_use`, so both are checked
 A sender reuses its token for up to an hour, so a verified token's principal is remembered
 (VerifiedTokens) and the RSA key built from each JWK is kept (Jwks): the full check runs once per
 token, not once per request.
+
+A refusal says why in one of a fixed set of short reasons (`AuthError.description`, sent as RFC 6750's
+`error_description`); a library's own message never reaches the sender. A header with `crit` is
+refused: we implement no JWS extension, and RFC 7515 §4.1.11 forbids accepting one we do not know.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -22,17 +27,44 @@ from typing import Any
 import httpx
 from jose import jwk, jwt
 from jose.backends.base import Key
-from jose.exceptions import JOSEError
+from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError
 
 log = logging.getLogger(__name__)
 
 
 class AuthError(Exception):
-    """401: the request did not prove who it is."""
+    """401: the request did not prove who it is. `description` is one of our short fixed reasons."""
 
     def __init__(self, description: str) -> None:
-        super().__init__(description)
+        super().__init__(f"invalid token: {description}")
         self.description = description
+
+
+# python-jose's message → our reason; the first needle found in the (lower-cased) message wins.
+_JOSE_REASONS = (
+    ("signature verification failed", "bad signature"),
+    ("invalid issuer", "wrong issuer"),
+    ("invalid audience", "wrong audience"),
+    ("not yet valid", "token not yet valid"),
+    ("issued at", "invalid claim (iat)"),
+    ("expiration time", "invalid claim (exp)"),
+    ("subject", "invalid claim (sub)"),
+)
+_MISSING_CLAIM = re.compile(r'missing required key "(exp|iat|sub)"')
+
+
+def jose_reason(exc: JOSEError) -> str:
+    """Our reason for a python-jose failure (its messages can quote token content)."""
+    if isinstance(exc, ExpiredSignatureError):
+        return "token expired"
+    text = str(exc).lower()
+    missing = _MISSING_CLAIM.search(text)
+    if missing:
+        return f"missing claim ({missing.group(1)})"
+    for needle, reason in _JOSE_REASONS:
+        if needle in text:
+            return reason
+    return "invalid claims" if isinstance(exc, JWTClaimsError) else "malformed token"
 
 
 def _institutions(value: str | None) -> tuple[str, ...]:
@@ -103,11 +135,11 @@ class Jwks:
         try:
             jwk_dict = self._keys[kid]
         except KeyError:
-            raise AuthError("token signed with an unknown key") from None
+            raise AuthError("unknown key id (kid)") from None
         try:
             built = self._built[kid] = jwk.construct(jwk_dict, "RS256")
-        except JOSEError as exc:
-            raise AuthError(f"invalid token: unusable signing key: {exc}") from None
+        except JOSEError:
+            raise AuthError("unusable signing key") from None
         return built
 
     def current(self, kid: str) -> Key | None:
@@ -218,8 +250,10 @@ class TokenVerifier:
             header = jwt.get_unverified_header(token)
         except JOSEError:
             raise AuthError("malformed token") from None
+        if "crit" in header:
+            raise AuthError("unsupported header (crit)")
         if header.get("alg") != "RS256":
-            raise AuthError("token algorithm must be RS256")
+            raise AuthError("algorithm must be RS256")
         kid = str(header.get("kid"))
         key = self._jwks.key(kid)
         claims = self._checked_claims(token, key)
@@ -243,27 +277,27 @@ class TokenVerifier:
                 },
             )
         except JOSEError as exc:
-            raise AuthError(f"invalid token: {exc}") from None
+            raise AuthError(jose_reason(exc)) from None
         return claims
 
     def _principal(self, token: str, claims: dict[str, Any]) -> Principal:
         use = claims.get("token_use")
         if use == "id":
             if claims.get("aud") != self._client_id:
-                raise AuthError("token audience is not this application")
+                raise AuthError("wrong audience")
             return Principal.from_attributes(
                 claims["sub"], str(claims.get("cognito:username", claims["sub"])), "id", claims
             )
         if use == "access":
             if claims.get("client_id") != self._client_id:
-                raise AuthError("token was issued to another client")
+                raise AuthError("wrong audience (issued to another client)")
             return self._access_principal(token, claims)
-        raise AuthError("token_use must be 'id' or 'access'")
+        raise AuthError("wrong token_use (must be id or access)")
 
     def _access_principal(self, token: str, claims: dict[str, Any]) -> Principal:
         # Access tokens carry no custom attributes: ask Cognito (GetUser).
         if self._user_attributes is None:
-            raise AuthError("access tokens are not accepted here; use an ID token")
+            raise AuthError("access tokens not accepted here, use an ID token")
         attrs = self._user_attributes(token)
         return Principal.from_attributes(
             claims["sub"], str(claims.get("username", claims["sub"])), "access", attrs

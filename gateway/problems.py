@@ -26,17 +26,31 @@ class Problem(Exception):
         return {"error": self.code, "message": self.message, **self.details}
 
 
+def _quoted(value: str) -> str:
+    """An RFC 7230 quoted-string: `"` and `\\` escaped, anything but printable ASCII replaced by `?`."""
+    printable = "".join(c if " " <= c <= "~" else "?" for c in value)
+    return '"' + printable.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def bearer_challenge(**params: str) -> str:
+    """`WWW-Authenticate` for RFC 6750 (Bearer): realm first, then the given parameters."""
+    return "Bearer " + ", ".join(
+        f"{name}={_quoted(value)}" for name, value in {"realm": "hl7lake", **params}.items()
+    )
+
+
 def unauthorized(description: str) -> Problem:
-    challenge = f'Bearer realm="hl7lake", error="invalid_token", error_description="{description}"'
+    challenge = bearer_challenge(error="invalid_token", error_description=description)
     return Problem(401, "unauthorized", description, headers={"WWW-Authenticate": challenge})
 
 
 def missing_credentials() -> Problem:
+    # RFC 6750 §3.1: a request without credentials gets no error code.
     return Problem(
         401,
         "unauthorized",
         "missing bearer token: send 'Authorization: Bearer <token>' (see `hl7lake token`)",
-        headers={"WWW-Authenticate": 'Bearer realm="hl7lake"'},
+        headers={"WWW-Authenticate": bearer_challenge()},
     )
 
 
@@ -59,6 +73,16 @@ def in_progress(message_id: str, retry_after: int = 2) -> Problem:
         "duplicate), under the same id",
         details={"id": message_id},
         headers={"Retry-After": str(retry_after)},
+    )
+
+
+def internal_error(error_id: str) -> Problem:
+    """A defect on our side: retrying the same bytes will not help until it is fixed (no Retry-After)."""
+    return Problem(
+        500,
+        "internal",
+        f"unexpected error on our side, not in your message; not acknowledged (error id {error_id})",
+        details={"errorId": error_id},
     )
 
 
