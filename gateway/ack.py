@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import logging
+import os
 import re
+import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -33,7 +36,12 @@ from hub import er7
 from hub.er7 import Delimiters, Header
 from hub.ids import new_message_id
 
+log = logging.getLogger(__name__)
+
 DEFAULT_VERSION = "2.5"
+DEFAULT_VERSION_NUMBER = (2, 5)
+# MSH-12 as a version: "2.5", "2.3.1", "2.5.1^..." (components are cut off by the header reader)
+_VERSION = re.compile(r"\s*(\d{1,3})(?:\.(\d{1,3}))?(?:\.(\d{1,3}))?")
 _SAFE_CONTROL_ID = re.compile(r"[A-Za-z0-9._:\-]{1,199}")
 _FIELD = re.compile(r"^([A-Z][A-Z0-9]{2})-(\d+)(?:\[(\d+)\])?(?:\.(\d+))?(?:\.(\d+))?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -88,7 +96,7 @@ class Received:
     trigger: str = ""
     processing_id: str = "P"
     version: str = DEFAULT_VERSION  # MSH-12 as received
-    version_number: tuple[int, ...] = (2, 5)
+    version_number: tuple[int, ...] = DEFAULT_VERSION_NUMBER
     accept_ack_type: str | None = None
     app_ack_type: str | None = None
     charset: str | None = None  # MSH-18 as received
@@ -121,8 +129,11 @@ class Ack:
 
 
 def _version_number(version: str | None) -> tuple[int, ...]:
-    parts = re.findall(r"\d+", version or "")
-    return tuple(int(p) for p in parts[:3]) if parts else (2, 5)
+    """MSH-12 as numbers; anything that is not a short dotted version is read as the default."""
+    match = _VERSION.match(version or "")
+    if match is None or match.end() != len((version or "").rstrip()):
+        return DEFAULT_VERSION_NUMBER
+    return tuple(int(part) for part in match.groups() if part is not None)
 
 
 def _codec(body: bytes, charset: str | None) -> str:
@@ -402,5 +413,35 @@ def acknowledge(
     code = choose_code(received, outcome, always=always)
     if code is None:
         return None
-    text = build_ack(received, code, error, control_id=control_id, now=now)
-    return Ack(code=code, text=text, data=text.encode(received.codec, errors="replace"))
+    try:
+        text = build_ack(received, code, error, control_id=control_id, now=now)
+    except Exception as exc:  # the message may be stored already: its ACK must not turn into an error
+        log.error(
+            "ack context unusable, default ACK sent error=%s at=%s",
+            type(exc).__name__,
+            exception_location(exc),
+        )
+        received = _skeleton(received)
+        text = build_ack(received, code, error, control_id=control_id, now=now)
+    return Ack(code=code, text=text, data=_encode(text, received.codec))
+
+
+def _skeleton(received: Received) -> Received:
+    """Default delimiters and version; MSA-2 kept when it is a plain control id."""
+    control_id = received.control_id if isinstance(received.control_id, str) else ""
+    return Received(control_id=control_id if _SAFE_CONTROL_ID.fullmatch(control_id) else "")
+
+
+def _encode(text: str, codec: str) -> bytes:
+    try:
+        return text.encode(codec, errors="replace")
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        return text.encode("utf-8", errors="replace")
+
+
+def exception_location(exc: BaseException) -> str:
+    """file:line where an exception was raised (its innermost frame): a location, never its text."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "unknown"
+    return f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}"

@@ -12,6 +12,7 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.ingest import unexpected
 from gateway.problems import Problem
 from gateway.routers import batches, health, messages
 from gateway.services import GatewayServices
@@ -78,13 +79,9 @@ def create_app(services: GatewayServices) -> FastAPI:
         )
 
     @app.exception_handler(Exception)
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error path=%s", request.url.path)
-        return JSONResponse(
-            {"error": "internal", "message": "unexpected error; nothing was acknowledged, retry later"},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # a defect, not an outage: 500 without Retry-After (dependency failures arrive as Problem(503))
+        return messages.problem_response(unexpected(exc))
 
     app.add_middleware(ObserveRequests)
 

@@ -83,7 +83,13 @@ def build_ingest(
             settings.max_backlog,
             refresh_seconds=settings.backlog_refresh_seconds,
         )
-    return IngestService(dedup, publisher, backlog=backlog, sync_batch_limit=settings.sync_batch_limit)
+    return IngestService(
+        dedup,
+        publisher,
+        backlog=backlog,
+        sync_batch_limit=settings.sync_batch_limit,
+        max_messages=settings.max_messages_per_request,
+    )
 
 
 def subscriber_queue_urls(sqs: Any, settings: GatewaySettings) -> dict[str, str]:

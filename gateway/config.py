@@ -32,6 +32,9 @@ class GatewaySettings(HubSettings):
     # A batch body of more messages than this (over HTTP with a JSON answer) is accepted whole and split
     # after the answer by the batch splitter; its outcomes are at /v1/batches/{id}.
     sync_batch_limit: int = 100
+    # One request, one budget: a body of more messages than this is refused (413, MLLP AR) before any
+    # of them is deduplicated.
+    max_messages_per_request: int = 10_000
     # The share of time the batch splitter works (it rests the remainder after each chunk of 100), so
     # that a large batch does not slow the senders of single messages more than about 2×.
     batch_split_duty: float = 0.5

@@ -8,10 +8,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.ack import exception_location
 from gateway.auth import Principal
 from gateway.backlog import BacklogMonitor
 from gateway.dedup import Claim, ClaimState, DedupStore, DedupUnavailable, Fingerprint
-from gateway.problems import Problem, in_progress, unavailable
+from gateway.problems import Problem, in_progress, internal_error, unavailable
 from hub import er7
 from hub.events import Envelope, Event, Format, utc_timestamp
 from hub.ids import new_message_id
@@ -69,6 +70,16 @@ def choose_source(principal: Principal, requested: str | None) -> str:
             details={"allowed": list(principal.write)},
         )
     return principal.write[0]
+
+
+def unexpected(exc: BaseException) -> Problem:
+    """A programming error as an answer: 500 with an error id that is in the log with the exception's
+    type and location (never its text, which may quote a message value)."""
+    error_id = new_message_id()
+    log.error(
+        "unexpected error error_id=%s error=%s at=%s", error_id, type(exc).__name__, exception_location(exc)
+    )
+    return internal_error(error_id)
 
 
 def _bad_message(err: er7.Er7Error, rejected_id: str | None) -> Problem:
@@ -140,12 +151,14 @@ class IngestService:
         *,
         backlog: BacklogMonitor | None = None,
         sync_batch_limit: int = 100,
+        max_messages: int = 10_000,
         after_publish: Callable[[Envelope], None] | None = None,
     ) -> None:
         self._dedup = dedup
         self._publisher = publisher
         self._backlog = backlog
         self._sync_batch_limit = sync_batch_limit
+        self._max_messages = max_messages
         # Fault injection for tests: runs between the publish and the dedup completion.
         self._after_publish = after_publish
 
@@ -161,6 +174,7 @@ class IngestService:
             batch = er7.split_batch(normalized)
         except er7.Er7Error as err:
             raise _bad_message(err, self._keep_rejected(body, source, err)) from None
+        self._check_count(len(batch.messages))
         if len(batch.messages) == 1 and not batch.header_segments:
             return self._one(text, normalized, source, body_size=len(body))
         if split_later and len(batch.messages) > self._sync_batch_limit:
@@ -238,9 +252,12 @@ class IngestService:
                 f"not acknowledged (error id {error_id})",
                 details={"errorId": error_id},
             )
-        if outcome is not None:
+        if isinstance(outcome, HubUnavailable):
             self._abandon(claim)
             raise unavailable(str(outcome))
+        if outcome is not None:  # not a dependency failure a retry cures
+            self._abandon(claim)
+            raise unexpected(outcome)
         if self._after_publish is not None:
             self._after_publish(claimed.envelope)
         try:
@@ -373,6 +390,16 @@ class IngestService:
                 "location": f"/v1/batches/{batch_id}",
             }
         }
+
+    def _check_count(self, count: int) -> None:
+        if count > self._max_messages:
+            raise Problem(
+                413,
+                "too_many_messages",
+                f"body holds {count} messages, over the limit of {self._max_messages} per request; "
+                "send them in several requests",
+                details={"messages": count, "limit": self._max_messages},
+            )
 
     @property
     def backlog(self) -> BacklogMonitor | None:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from gateway import ack
 from gateway.deps import CurrentPrincipal, Services
-from gateway.ingest import IngestService, MediaType, check_media_type, choose_source
+from gateway.ingest import IngestService, MediaType, check_media_type, choose_source, unexpected
 from gateway.lake_reader import CursorError, decode_cursor, encode_cursor, is_message, public_item
 from gateway.problems import Problem, not_found
 
@@ -85,6 +85,8 @@ def _ingest_for_ack(
         return received, ingest.ingest(body, media, source), None
     except Problem as problem:
         return received, None, problem
+    except Exception as exc:  # a defect: AR with ERR-3 207 and the error id, never a JSON 500
+        return received, None, unexpected(exc)
 
 
 def _iana_charset(codec: str) -> str:

@@ -37,16 +37,30 @@ _NO_CHARSET = "declared charset: none; set MSH-18 or the HTTP charset"
 _CHARSET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./:_-]{0,31}")
 
 
+# Python text codecs that are not character sets: they fail on ordinary text (undefined, idna on an
+# empty label) or read escapes as characters. Bytes-to-bytes codecs (base64, hex, zlib, bz2, uu,
+# quopri, rot13) are refused by their _is_text_encoding flag.
+_NOT_CHARSETS = frozenset(
+    {"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape", "charmap"}
+)
+
+
 def codec_for(charset: str) -> str | None:
-    """Python codec for an HL7 (MSH-18) or IANA/Python charset name; None when unknown."""
-    name = " ".join(charset.strip().upper().replace("_", " ").split())
+    """Python codec for an HL7 (MSH-18) or IANA/Python charset name; None when unknown or when the
+    label names a Python codec that is not a character set."""
+    label = charset.strip()
+    name = " ".join(label.upper().replace("_", " ").split())
     if name in _HL7_CHARSETS:
         return _HL7_CHARSETS[name]
-    try:
-        info = codecs.lookup(charset.strip())
-    except LookupError:
+    if not _CHARSET_NAME.fullmatch(label):
         return None
-    return info.name if getattr(info, "_is_text_encoding", True) else None
+    try:
+        info = codecs.lookup(label)
+    except (LookupError, ValueError):
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None
+    return info.name
 
 
 def hex_codec(charset: str | None) -> str:

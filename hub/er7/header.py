@@ -11,6 +11,12 @@ from hub.er7.errors import Er7Error
 
 HEADER_IDS = frozenset({"MSH", "FHS", "BHS"})
 
+# Values that become keys and attributes get a hard limit here, where every transport reads the
+# header: MSH-10 is part of the dedup keys (DynamoDB: 2 KB per partition key) and MSH-9 an SNS
+# message attribute (the whole message: 256 KB). As received, escapes included.
+MAX_CONTROL_ID_CHARS = 199  # HL7 v2.7+ allows ST(199); earlier versions 20
+MAX_MESSAGE_TYPE_CHARS = 100  # code^trigger^structure: 15 in practice
+
 
 @dataclass(frozen=True)
 class Delimiters:
@@ -157,6 +163,8 @@ def read_header(normalized: str) -> Header:
     codec = hex_codec(charset)
     if not (fields[8] if len(fields) > 8 else ""):
         raise missing("message type", "MSH-9")
+    _check_length(fields, 9, MAX_MESSAGE_TYPE_CHARS)
+    _check_length(fields, 10, MAX_CONTROL_ID_CHARS)
     msg_code = comp(9, 1)
     if msg_code is None:
         raise missing("message code", "MSH-9.1")
@@ -181,6 +189,17 @@ def read_header(normalized: str) -> Header:
         app_ack_type=comp(16),
         delimiters=d,
     )
+
+
+def _check_length(fields: list[str], n: int, limit: int) -> None:
+    size = len(fields[n - 1]) if len(fields) >= n else 0
+    if size > limit:
+        raise Er7Error(
+            f"MSH-{n} is {size} characters long, over the limit of {limit}",
+            segment_index=1,
+            segment_id="MSH",
+            field=f"MSH-{n}",
+        )
 
 
 @lru_cache(maxsize=64)
