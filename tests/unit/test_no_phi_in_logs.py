@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 
 from gateway.dedup import MemoryDedupStore
 from gateway.ingest import IngestService, MediaType
 from gateway.problems import Problem
+from hl7lake.logs import formatter
 from hub.memory import MemoryHub
 from lake.catalog import MemoryCatalog
 from lake.objects import MemoryObjectStore
@@ -24,7 +28,22 @@ BAD_BODY = GOOD.replace("PID|1", "pid|1")  # staging fails on the segment id
 NO_TYPE = GOOD.replace("ADT^A01", "")  # the gateway rejects it
 
 
-def test_no_patient_data_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.fixture
+def formatted() -> Iterator[dict[str, io.StringIO]]:
+    """The log lines as each format writes them (text and JSON), besides the raw records."""
+    streams = {name: io.StringIO() for name in ("text", "json")}
+    handlers = [logging.StreamHandler(stream) for stream in streams.values()]
+    for handler, name in zip(handlers, streams, strict=True):
+        handler.setFormatter(formatter("gateway", name))
+        logging.getLogger().addHandler(handler)
+    yield streams
+    for handler in handlers:
+        logging.getLogger().removeHandler(handler)
+
+
+def test_no_patient_data_reaches_the_logs(
+    caplog: pytest.LogCaptureFixture, formatted: dict[str, io.StringIO]
+) -> None:
     caplog.set_level(logging.DEBUG)
     hub = MemoryHub()
     ingest = IngestService(MemoryDedupStore(), hub)
@@ -49,3 +68,9 @@ def test_no_patient_data_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> N
     assert "accepted id=" in text and "parse failed id=" in text and "rejected id=" in text
     leaked = [secret for secret in SECRETS if secret in text]
     assert leaked == []
+    for name, stream in formatted.items():
+        output = stream.getvalue()
+        assert "accepted" in output and [secret for secret in SECRETS if secret in output] == [], name
+    json_lines = formatted["json"].getvalue().splitlines()
+    assert len(json_lines) == len(caplog.records)  # one object per record, no line broken by a value
+    assert all({"ts", "level", "service", "message"} <= set(json.loads(line)) for line in json_lines)
