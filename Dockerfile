@@ -12,15 +12,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 RUN useradd --system --uid 10001 --no-create-home --home-dir /app hl7lake
 
-# Dependency layer: only pyproject.toml, so code changes do not reinstall dependencies.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# Dependency layer: only the runtime lock (every package pinned, every file's hash checked), so code
+# changes do not reinstall dependencies. `make lock` refreshes it from pyproject.toml.
+COPY requirements/runtime.lock ./requirements/
+RUN pip install --require-hashes -r requirements/runtime.lock
 
 # Code layer (no dev dependencies, no emulator: the compose file runs those as their own services).
-COPY README.md ./
+COPY pyproject.toml README.md ./
 COPY hub ./hub
 COPY gateway ./gateway
 COPY workers ./workers
