@@ -103,8 +103,11 @@ class MllpSettings(BaseSettings):
     # a message whose start block arrived must be complete within this long (also: TLS handshake,
     # writing an ACK the peer does not read)
     read_timeout_seconds: float = Field(default=60.0, gt=0)
-    # connections beyond this are closed at once (the sender retries later)
+    # at this many connections the longest-idle one is closed to admit a new one (a new connection
+    # is refused only when every open one is busy with a message)
     max_connections: int = Field(default=64, ge=1)
+    # the same per peer address (IP); 0: no per-address limit
+    max_connections_per_address: int = Field(default=0, ge=0)
     # on SIGTERM: how long messages in flight get to be acknowledged before connections are cut
     stop_timeout_seconds: float = Field(default=20.0, gt=0)
 

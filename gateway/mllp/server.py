@@ -6,7 +6,13 @@ wait for each ACK, so messages of one connection are handled in order; connectio
 concurrently up to ``max_connections``.
 
 Timeouts: ``idle_timeout`` between messages, ``read_timeout`` for a message whose start block
-arrived to be complete (also bounds the TLS handshake and a write the peer does not read).
+arrived to be complete (also bounds the TLS handshake and a write the peer does not read). Bytes
+outside a frame are not activity: they never extend the idle timeout.
+
+Limits: at ``max_connections`` (or ``max_connections_per_address`` from one peer address) the
+longest-idle connection in that scope is closed to admit the new one, so idle or junk-sending
+connections cannot lock out a sender; only when every one of them is busy with a message is the
+new connection refused.
 
 Stop (SIGTERM): stop accepting, close connections waiting for bytes, let connections in the
 middle of a message finish it (and the other complete messages of the same read) and write the
@@ -20,12 +26,12 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway import ack
-from gateway.ingest import MediaType
+from gateway.ingest import MediaType, unexpected
 from gateway.mllp.config import DN_SHORT_NAMES, ListenerConfig, MllpSettings, Subject
 from gateway.mllp.framing import FrameDecoder, OversizedFrame, frame
 from gateway.problems import Problem
@@ -43,7 +49,10 @@ class Ingest(Protocol):
 @dataclass(eq=False)  # identity: kept in a set
 class _Connection:
     task: asyncio.Task[Any]
+    address: str  # the peer's host: what the per-address limit counts
+    last_active: float  # loop time of the last byte inside a frame (or of connecting)
     busy: bool = False
+    evicted: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ class MllpServer:
         idle_timeout: float = 600.0,
         read_timeout: float = 60.0,
         max_connections: int = 64,
+        max_connections_per_address: int = 0,
         stop_timeout: float = 20.0,
     ) -> None:
         if not listeners:
@@ -98,12 +108,12 @@ class MllpServer:
         self._idle_timeout = idle_timeout
         self._read_timeout = read_timeout
         self._max_connections = max_connections
+        self._max_per_address = max_connections_per_address
         self._stop_timeout = stop_timeout
         self._subjects = [lst.tls.subject_map() if lst.tls else {} for lst in self._listeners]
         self._servers: list[asyncio.Server] = []
         self._bound: list[tuple[str, int]] = []
         self._connections: set[_Connection] = set()
-        self._semaphore = asyncio.Semaphore(max_connections)
         self._stopping = False
 
     @classmethod
@@ -115,6 +125,7 @@ class MllpServer:
             idle_timeout=settings.idle_timeout_seconds,
             read_timeout=settings.read_timeout_seconds,
             max_connections=settings.max_connections,
+            max_connections_per_address=settings.max_connections_per_address,
             stop_timeout=settings.stop_timeout_seconds,
         )
 
@@ -204,30 +215,60 @@ class MllpServer:
         if self._stopping:
             await _close(writer)
             return
-        if self._semaphore.locked():
-            log.warning("mllp refused peer=%s: %d connections open (max)", peer, self._max_connections)
-            await _close(writer)
-            return
         task = asyncio.current_task()
         assert task is not None
-        conn = _Connection(task)
-        async with self._semaphore:
-            self._connections.add(conn)
-            try:
-                who = self._identify(index, writer)
-                if who.refusal:
-                    log.warning("mllp unauthorized peer=%s listener=%d: %s", peer, index, who.refusal)
-                else:
-                    log.info("mllp connected peer=%s source=%s", peer, who.source)
-                await self._serve(conn, reader, writer, who, peer)
-            except asyncio.CancelledError:
-                if not self._stopping:
-                    raise
-            except (ConnectionError, ssl.SSLError, OSError) as exc:
-                log.info("mllp connection lost peer=%s error=%s", peer, exc.__class__.__name__)
-            finally:
-                self._connections.discard(conn)
-                await _close(writer)
+        conn = _Connection(task, _address(writer), asyncio.get_running_loop().time())
+        if not self._make_room(conn.address, peer):
+            await _close(writer)
+            return
+        self._connections.add(conn)
+        try:
+            who = self._identify(index, writer)
+            if who.refusal:
+                log.warning("mllp unauthorized peer=%s listener=%d: %s", peer, index, who.refusal)
+            else:
+                log.info("mllp connected peer=%s source=%s", peer, who.source)
+            await self._serve(conn, reader, writer, who, peer)
+        except asyncio.CancelledError:
+            if not (self._stopping or conn.evicted):
+                raise
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            log.info("mllp connection lost peer=%s error=%s", peer, exc.__class__.__name__)
+        finally:
+            self._connections.discard(conn)
+            await _close(writer)
+
+    def _make_room(self, address: str, peer: str) -> bool:
+        """Below both limits: True. At one: close the longest-idle connection in its scope (all
+        connections, or those from the same address) and True; False when all of them are busy."""
+        same_address = [c for c in self._connections if c.address == address]
+        at_address_limit = bool(self._max_per_address) and len(same_address) >= self._max_per_address
+        if at_address_limit and not self._evict(
+            same_address, peer, f"{self._max_per_address} from this address (max)"
+        ):
+            return False
+        if len(self._connections) >= self._max_connections:
+            return self._evict(self._connections, peer, f"{self._max_connections} open (max)")
+        return True
+
+    def _evict(self, scope: Iterable[_Connection], peer: str, limit: str) -> bool:
+        idle = [c for c in scope if not c.busy and not c.evicted]
+        if not idle:
+            log.warning("mllp refused peer=%s: %s, all busy", peer, limit)
+            return False
+        victim = min(idle, key=lambda c: c.last_active)
+        victim.evicted = True
+        victim.task.cancel()
+        self._connections.discard(victim)  # its slot is the new connection's at once
+        idle_for = asyncio.get_running_loop().time() - victim.last_active
+        log.warning(
+            "mllp connection limit: %s; closed the longest idle address=%s idle_s=%.1f for peer=%s",
+            limit,
+            victim.address,
+            idle_for,
+            peer,
+        )
+        return True
 
     async def _serve(
         self,
@@ -246,7 +287,8 @@ class MllpServer:
                 deadline = deadline or loop.time() + self._read_timeout
                 timeout, kind = deadline - loop.time(), "read"
             else:
-                deadline, timeout, kind = None, self._idle_timeout, "idle"
+                # from the last byte inside a frame: junk outside frames does not keep a connection
+                deadline, timeout, kind = None, conn.last_active + self._idle_timeout - loop.time(), "idle"
             try:
                 async with asyncio.timeout(max(timeout, 0.0)):
                     data = await reader.read(READ_SIZE)
@@ -260,6 +302,8 @@ class MllpServer:
             conn.busy = True
             try:
                 frames = decoder.feed(data)
+                if frames or decoder.in_frame:
+                    conn.last_active = loop.time()
                 for item in frames:
                     answer = await self._answer(item, who, peer)
                     if answer is not None:
@@ -270,6 +314,7 @@ class MllpServer:
                 conn.busy = False
             if frames:
                 deadline = None  # time spent ingesting does not count against the next message
+                conn.last_active = loop.time()
             if decoder.discarded > reported:
                 log.warning(
                     "mllp peer=%s discarded bytes=%d outside frames (unterminated frames: %d)",
@@ -291,7 +336,7 @@ class MllpServer:
         else:
             size = len(item)
             received, result, problem = await asyncio.to_thread(self._process, item, who)
-        answer = ack.acknowledge(received, problem, result=result)
+        answer = _acknowledge(received, problem, result)
         code = answer.code if answer else "none"
         elapsed = (time.perf_counter() - started) * 1000
         if problem is None and result is not None:
@@ -331,20 +376,31 @@ class MllpServer:
 
     def _process(self, body: bytes, who: _Who) -> tuple[ack.Received, dict[str, Any] | None, Problem | None]:
         """Runs in a worker thread: read the MSH for the ACK, then ingest (unless refused)."""
-        received = ack.from_bytes(body)
-        if who.source is None:
-            return received, None, Problem(403, "forbidden", who.refusal or "no source for this connection")
+        received = ack.Received(readable=False)
         try:
+            received = ack.from_bytes(body)
+            if who.source is None:
+                refusal = Problem(403, "forbidden", who.refusal or "no source for this connection")
+                return received, None, refusal
             return received, self._ingest.ingest(body, MLLP_MEDIA, who.source), None
         except Problem as problem:
             return received, None, problem
         except Exception as exc:  # never leave the sender without an answer
-            log.error("mllp unexpected ingest error=%s", exc.__class__.__name__)
-            return (
-                received,
-                None,
-                Problem(503, "internal", "unexpected error; nothing was acknowledged, retry later"),
-            )
+            return received, None, unexpected(exc)  # AR, ERR-3 207, error id
+
+
+def _acknowledge(
+    received: ack.Received, problem: Problem | None, result: dict[str, Any] | None
+) -> ack.Ack | None:
+    try:
+        return ack.acknowledge(received, problem, result=result)
+    except Exception as exc:  # the ACK builder failed on this MSH: answer from defaults
+        return ack.acknowledge(ack.Received(readable=False), unexpected(exc))
+
+
+def _address(writer: asyncio.StreamWriter) -> str:
+    name = writer.get_extra_info("peername")
+    return str(name[0]) if isinstance(name, tuple) and name else str(name)
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from gateway import ack
 from gateway.deps import CurrentPrincipal, Services
 from gateway.ingest import IngestService, MediaType, check_media_type, choose_source, unexpected
 from gateway.lake_reader import CursorError, decode_cursor, encode_cursor, is_message, public_item
 from gateway.problems import Problem, not_found
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
@@ -26,12 +30,23 @@ async def _read_body(request: Request, limit: int) -> bytes:
     if declared and declared.isdigit() and int(declared) > limit:
         raise Problem(413, "too_large", f"body of {declared} bytes exceeds the limit of {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Problem(413, "too_large", f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Problem(413, "too_large", f"body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise client_gone(size, declared) from None
     return b"".join(chunks)
+
+
+def client_gone(received: int, declared: str | None) -> Problem:
+    """The client closed its connection before the whole body arrived: nothing to ingest, nobody to
+    answer (the response is never read). One INFO line: a sender's network problem, not ours."""
+    shown = declared if declared and declared.isdigit() and len(declared) <= 20 else "-"
+    log.info("client disconnected mid-body bytes=%d declared=%s", received, shown)
+    return Problem(400, "client_disconnected", "the connection was closed before the whole body arrived")
 
 
 ACK_MEDIA_TYPES = ("application/hl7-v2", "x-application/hl7-v2+er7")
@@ -67,11 +82,14 @@ async def _read_for_ack(request: Request, limit: int) -> tuple[bytes, bool]:
     declared = request.headers.get("content-length")
     declared_too_large = bool(declared and declared.isdigit() and int(declared) > limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        chunks.append(chunk)
-        if size > limit or (declared_too_large and size >= ack.HEAD_BYTES):
-            return b"".join(chunks)[: ack.HEAD_BYTES], True
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            chunks.append(chunk)
+            if size > limit or (declared_too_large and size >= ack.HEAD_BYTES):
+                return b"".join(chunks)[: ack.HEAD_BYTES], True
+    except ClientDisconnect:
+        raise client_gone(size, declared) from None
     return b"".join(chunks), declared_too_large
 
 

@@ -262,13 +262,19 @@ def test_idle_and_read_timeouts_close_the_connection() -> None:
         shutdown(running)
 
 
-def test_connections_beyond_the_limit_are_closed() -> None:
+def test_connections_beyond_the_limit_are_closed_while_every_open_one_is_busy() -> None:
+    # (an idle one would be closed instead, to admit the new one: tests/unit/test_mllp_limits.py)
     running = start(max_connections=1)
     try:
         with running.connect() as first:
-            assert fields(exchange(first, MSG), "MSA")[1] == "AA"
+            running.ingest.started.clear()
+            running.ingest.hold.clear()
+            first.sendall(frame(message("BUSY")))
+            assert running.ingest.started.wait(DEADLINE)
             with running.connect() as second:
                 assert_closed_by_server(second)
+            running.ingest.hold.set()
+            assert fields(read_ack(first), "MSA")[1:3] == ["AA", "BUSY"]
             assert fields(exchange(first, message("STILL")), "MSA")[1] == "AA"
     finally:
         shutdown(running)
