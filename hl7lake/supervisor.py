@@ -3,7 +3,9 @@ back-off, and a stop when a crash loops or a process the stack cannot lose (the 
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -23,6 +25,40 @@ TAIL_LINES = 20
 MAX_BACKOFF_SECONDS = 30.0
 
 Clock = Callable[[], float]
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+# --- children die with their supervisor ------------------------------------------------------------
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _libc_prctl()  # resolved here: between fork and exec the child only makes the call
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGTERM when this process dies, even by SIGKILL
+    (Linux; None elsewhere). The kernel watches the *thread* that forks: spawn from one that lives
+    as long as the supervisor (its main thread)."""
+    prctl = _PRCTL
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the call: nobody will send it
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_death_signal
 
 
 # --- logs ----------------------------------------------------------------------------------------
@@ -132,6 +168,7 @@ class Supervisor:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # only a prctl call: safe beside the tee threads
             )
         except OSError:
             log_file.close()
@@ -225,7 +262,8 @@ class Supervisor:
         return None
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM to every running child (they finish in-flight work), then kill what is left."""
+        """SIGTERM to every running child at once (they finish in-flight work in parallel), then wait
+        for all of them against one deadline; kill what is left."""
         running = [c for c in self.children.values() if c.process is not None and c.process.poll() is None]
         for child in running:
             assert child.process is not None

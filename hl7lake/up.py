@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,9 @@ class UpSettings(BaseSettings):
     restart_limit: int = 5
     restart_window_seconds: float = 60.0
     startup_timeout_seconds: float = 60.0
+    # Ctrl-C in dev: how long the MLLP listener waits for messages in flight before it cuts them
+    # (the listener's own default, 20 s, is for production)
+    mllp_stop_timeout_seconds: float = 3.0
 
 
 # --- what the stack claims and waits for ---------------------------------------------------------
@@ -167,11 +171,18 @@ def _start_services(settings: UpSettings, supervisor: Supervisor) -> None:
 
 def _stop_stack(supervisor: Supervisor | None, emulator: subprocess.Popen[bytes] | None) -> None:
     log.info("stopping")
+    started = time.monotonic()
     if supervisor is not None:
         supervisor.stop()  # services first: they finish in-flight work against a live emulator
+    services = time.monotonic() - started
     if emulator is not None:
         stop_emulator(emulator)  # last: it saves its state
-    log.info("stopped")
+    log.info("stopped in %.1f s (services %.1f s, emulator %.1f s)", *_since(started, services))
+
+
+def _since(started: float, services: float) -> tuple[float, float, float]:
+    total = time.monotonic() - started
+    return total, services, total - services
 
 
 def run_up(fresh: bool = False) -> int:
@@ -184,12 +195,16 @@ def run_up(fresh: bool = False) -> int:
     try:
         check_ports_free(port_claims(settings))
         if settings.emulator == "embedded":
+            # On stop the emulator waits for the requests in flight before it saves its state, and a
+            # worker's long poll is one: short polls keep Ctrl-C quick (a few empty receives a second).
+            os.environ.setdefault("HL7LAKE_WAIT_SECONDS", "1")
             prepare_state_dir(Path(settings.state_dir), fresh)
             emulator = _start_embedded_emulator(settings, run_dir / "emulator.log")
         elif fresh:
             log.warning("--fresh ignored: HL7LAKE_EMULATOR=%s keeps no local state", settings.emulator)
         # Workers touch a heartbeat file per poll: `hl7lake healthcheck --worker NAME` reads it (compose).
         os.environ.setdefault("HL7LAKE_HEARTBEAT_DIR", str((run_dir / "heartbeats").resolve()))
+        os.environ.setdefault("HL7LAKE_MLLP_STOP_TIMEOUT_SECONDS", str(settings.mllp_stop_timeout_seconds))
         supervisor = Supervisor(
             dict(os.environ),
             run_dir,

@@ -8,6 +8,10 @@ attributes, so every dead letter says why. Receives that end without an outcome 
 a client-side timeout) do not count as failures; the queue's own redrive policy (maxReceiveCount)
 stays as the safety net for a message that kills its worker.
 An envelope that cannot be decoded is sent to the DLQ at once: retrying cannot fix it.
+
+Stop: the loop stops polling at once (a long poll in flight is abandoned; messages it still
+returns are made visible again at once, or reappear after the visibility timeout if the process
+has exited first) and finishes only the batch in hand.
 """
 
 from __future__ import annotations
@@ -67,6 +71,47 @@ def _string(value: str) -> dict[str, str]:
     return {"DataType": "String", "StringValue": value}
 
 
+class _Poll:
+    """One receive in a daemon thread, so that a stop need not wait out a long poll (a daemon: the
+    process may exit while SQS still holds the request open)."""
+
+    def __init__(self, receive: Callable[[], list[dict[str, Any]]]) -> None:
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._messages: list[dict[str, Any]] = []
+        self._error: Exception | None = None
+        self._on_abandoned: Callable[[list[dict[str, Any]]], None] | None = None
+        threading.Thread(target=self._run, args=(receive,), name="poll", daemon=True).start()
+
+    def _run(self, receive: Callable[[], list[dict[str, Any]]]) -> None:
+        try:
+            self._messages = receive()
+        except Exception as exc:
+            self._error = exc
+        with self._lock:
+            self._done.set()
+            release = self._on_abandoned
+        if release is not None and self._messages:
+            release(self._messages)
+
+    def wait(self, stop: threading.Event, tick: float = 0.1) -> list[dict[str, Any]] | None:
+        """The messages received; None when ``stop`` was set first."""
+        while not self._done.wait(tick):
+            if stop.is_set():
+                return None
+        if self._error is not None:
+            raise self._error
+        return self._messages
+
+    def abandon(self, release: Callable[[list[dict[str, Any]]], None]) -> None:
+        """``release`` gets whatever this poll receives after all (at once if it is already done)."""
+        with self._lock:
+            self._on_abandoned = release
+            done = self._done.is_set()
+        if done and self._messages:
+            release(self._messages)
+
+
 class SqsConsumer:
     def __init__(
         self,
@@ -113,7 +158,7 @@ class SqsConsumer:
         try:
             while not stop.is_set():
                 try:
-                    self.poll_once()
+                    self._poll_until(stop)
                 except Exception as exc:  # the queue itself is unreachable: wait, then retry
                     log.warning("receive failed name=%s error=%s", self.name, exc.__class__.__name__)
                     stop.wait(1.0)
@@ -122,6 +167,19 @@ class SqsConsumer:
             log.info("consumer stopped name=%s stats=%s", self.name, self.stats)
 
     def poll_once(self) -> int:
+        return self._handle_received(self._receive())
+
+    def _poll_until(self, stop: threading.Event) -> int:
+        """One poll, unless ``stop`` is set while it waits: then the poll is abandoned."""
+        poll = _Poll(self._receive)
+        messages = poll.wait(stop)
+        if messages is None:
+            poll.abandon(self._release)
+            log.info("stopping name=%s: the poll in flight is abandoned", self.name)
+            return 0
+        return self._handle_received(messages)
+
+    def _receive(self) -> list[dict[str, Any]]:
         response = self._sqs.receive_message(
             QueueUrl=self._queue_url,
             MaxNumberOfMessages=self._batch_size,
@@ -131,7 +189,22 @@ class SqsConsumer:
         )
         if self._heartbeat is not None:
             self._heartbeat.touch()
-        messages = response.get("Messages", [])
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        return messages
+
+    def _release(self, messages: list[dict[str, Any]]) -> None:
+        """Messages an abandoned poll received: visible again now, for the next worker."""
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+            for i, m in enumerate(messages)
+        ]
+        try:
+            self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
+            log.info("released name=%s messages=%d received while stopping", self.name, len(entries))
+        except Exception as exc:  # they reappear after the visibility timeout
+            log.warning("release failed name=%s error=%s", self.name, exc.__class__.__name__)
+
+    def _handle_received(self, messages: list[dict[str, Any]]) -> int:
         if not messages:
             return 0
         self.stats.received += len(messages)
