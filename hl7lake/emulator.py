@@ -77,6 +77,8 @@ def start_emulator(
             f"port {port} on {host} is taken: stop what runs there, or set HL7LAKE_EMULATOR_PORT, "
             "or set HL7LAKE_EMULATOR=external to use it as the AWS endpoint"
         )
+    from hl7lake.supervisor import die_with_parent
+
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         process = subprocess.Popen(
@@ -85,6 +87,8 @@ def start_emulator(
             stderr=subprocess.STDOUT,
             env={**os.environ, **EMULATOR_ENV},
             start_new_session=True,
+            # Ends (saving its state: SIGTERM) with whoever started it, even one killed with SIGKILL.
+            preexec_fn=die_with_parent(),
         )
     deadline = time.monotonic() + 30
     while True:
