@@ -142,4 +142,7 @@ def run(settings: GatewaySettings | None = None) -> None:
     settings = settings or GatewaySettings()
     app = build_app(settings)
     log.info("gateway listening host=%s port=%d", settings.host, settings.port)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    # log_config=None: uvicorn's own lines go through our logging setup (escaping, JSON format).
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level="warning", access_log=False, log_config=None
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -58,6 +59,12 @@ class ConsumerStats:
 def backoff_seconds(failures: int, base: int, maximum: int) -> int:
     """Delay before the next try: base, 2·base, 4·base … capped."""
     return int(min(maximum, base * 2 ** max(0, failures - 1)))
+
+
+def failure_location(exc: BaseException) -> str:
+    """Where an exception was raised (file:line), for logs that must not quote its text."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -294,7 +301,7 @@ class SqsConsumer:
         give_up = failures >= self._max_failures and self._dlq_url is not None
         delay = 0 if give_up else backoff_seconds(failures, self._backoff_base, self._backoff_max)
         log.warning(
-            "handler failed name=%s id=%s event=%s failures=%d/%d %s error=%s",
+            "handler failed name=%s id=%s event=%s failures=%d/%d %s error=%s at=%s",
             self.name,
             envelope.id,
             envelope.event.value,
@@ -302,6 +309,7 @@ class SqsConsumer:
             self._max_failures,
             "dead-lettering" if give_up else f"retry_in={delay}s",
             exc.__class__.__name__,
+            failure_location(exc),
         )
         try:
             if give_up:
