@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.dedup import MemoryDedupStore
-from gateway.ingest import IngestService, MediaType
+from gateway.ingest import IngestService, MediaType, unexpected
 from gateway.problems import Problem
 from hl7lake.logs import formatter
 from hub.memory import MemoryHub
@@ -53,9 +53,24 @@ def test_no_patient_data_reaches_the_logs(
 
     ingest.ingest(GOOD.encode(), media, "hospital-a")
     ingest.ingest(BAD_BODY.replace("C1", "C2").encode(), media, "hospital-a")
-    for body in (GOOD, NO_TYPE):  # a duplicate and a rejected message
+    edges = (
+        GOOD,  # a duplicate
+        NO_TYPE,  # rejected by the gateway
+        GOOD.replace("|C1|", "|" + "ZZSURNAMEQ" * 250 + "|"),  # MSH-10 over its limit, quoting a name
+        GOOD.replace("ADT^A01", "ADT^" + "MRN8675309" * 30),  # MSH-9 over its limit
+        GOOD.replace("|2.5\r", "|2.5|||||||ZZGIVENQ\r"),  # MSH-18 not a character set
+    )
+    for body in edges:
         with pytest.raises(Problem):
             ingest.ingest(body.encode(), media, "hospital-a")
+
+    class Exploding(MemoryDedupStore):
+        def claim(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+            raise ZeroDivisionError("ZZSURNAMEQ")  # a programming error whose text quotes a value
+
+    with pytest.raises(ZeroDivisionError) as crashed:
+        IngestService(Exploding(), hub).ingest(GOOD.replace("C1", "C9").encode(), media, "hospital-a")
+    assert unexpected(crashed.value).status == 500  # what the front doors answer (and log)
     batch = GOOD.replace("C1", "C3") + GOOD.replace("C1", "C4").replace("|F\r", "|M\r")
     ingest.ingest(batch.encode(), media, "hospital-a")
     for event in hub.drain("er7-staging"):
