@@ -175,7 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--password", help="default: the dev users file's password for that user")
     token.add_argument("--access", action="store_true", help="print the access token instead of the ID token")
     token.set_defaults(func=_cmd_token)
-    parse = sub.add_parser("parse", help="parse ER7 files offline; one JSON document per line")
+    parse = sub.add_parser(
+        "parse",
+        help="parse ER7 files offline: one JSON document per good message on stdout, each bad message "
+        "on stderr (file, message, segment, field, reason); exit 1 if any failed",
+    )
     parse.add_argument("files", nargs="+")
     parse.add_argument("--charset", help="override MSH-18 (e.g. cp1252)")
     parse.set_defaults(func=_cmd_parse)

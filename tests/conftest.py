@@ -12,18 +12,38 @@ import pytest
 from hl7lake.emulator import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "hl7-corpus"
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "hl7-corpus"
+PEER_CORPUS = SHARED / "hl7-peer-corpus"
+
+
+def require_shared(path: Path, what: str) -> Path:
+    """``path`` (a corpus under ../shared/) when it is there. Missing, the test fails under CI=true
+    (a CI run that silently skips every corpus test proves nothing) and skips with the reason locally."""
+    if (path / "messages").is_dir() and (path / "MANIFEST.tsv").is_file():
+        return path
+    reason = f"{what} not found at {path} (it lives in ../shared/ beside the project)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; CI=true: corpus tests must not be skipped")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
-    if not (CORPUS / "messages").is_dir():
-        pytest.skip(f"public corpus not found at {CORPUS}")
-    return CORPUS
+    """The public HL7 corpus (../shared/hl7-corpus): every test that reads it asks for this fixture."""
+    return require_shared(CORPUS, "public HL7 corpus")
+
+
+@pytest.fixture(scope="session")
+def peer_corpus_dir() -> Path:
+    """The peer ER7 corpus (../shared/hl7-peer-corpus): messages from other HL7 projects' tests."""
+    return require_shared(PEER_CORPUS, "peer ER7 corpus")
 
 
 def corpus_message(name: str) -> bytes:
-    return (CORPUS / "messages" / name).read_bytes()
+    """A file of the public corpus, for tests that also request ``corpus_dir`` (which fails under CI
+    or skips locally when the corpus is missing); called without it, a missing corpus still fails here."""
+    return (require_shared(CORPUS, "public HL7 corpus") / "messages" / name).read_bytes()
 
 
 EXTERNAL_ENDPOINT = os.environ.get(
