@@ -5,6 +5,7 @@ before. The claim lives first in the record of the message's control id (``ctl#s
 holding the digest): one conditional put decides new, duplicate or in progress, and a conflict
 returns the record in the same round trip. Only a control id reused with different content needs a
 second record, keyed by the content (``source#digest``); that message is flagged ``controlIdReused``.
+A message without a control id (empty MSH-10) is claimed in its content record directly.
 
 A claim is INPROGRESS while the gateway publishes, COMPLETED once the message is in the hub. It names
 the message id and receipt time the message was given, so that whatever happens to the request
@@ -121,8 +122,12 @@ def _claim(
         fingerprint.digest,
         batch_id=batch_id,
     )
+    if not fingerprint.control_id:
+        # No MSH-10: nothing to key by but the content. A shared `ctl#source#` record would make every
+        # such message look like a reused control id.
+        mine = replace(mine, key=fingerprint.content_key)
     held = put_new(mine, now)
-    if held is not None and held["digest"] != fingerprint.digest:
+    if held is not None and fingerprint.control_id and held["digest"] != fingerprint.digest:
         # The control id was used before for other content: this message's own record is keyed by
         # its content.
         mine = replace(mine, key=fingerprint.content_key, control_id_reused=True)

@@ -169,30 +169,44 @@ class IngestService:
         is accepted as a whole and split by the batch splitter; its outcomes come later."""
         self._refuse_when_behind()
         try:
-            text = er7.decode(body, media.charset)
+            text, flags = er7.decode_flagged(body, media.charset)
             normalized = er7.normalize(text)
             batch = er7.split_batch(normalized)
         except er7.Er7Error as err:
             raise _bad_message(err, self._keep_rejected(body, source, err)) from None
         self._check_count(len(batch.messages))
-        if len(batch.messages) == 1 and not batch.header_segments:
-            return self._one(text, normalized, source, body_size=len(body))
+        if len(batch.messages) == 1 and not batch.header_segments and not batch.trailer_segments:
+            return self._one(text, normalized, source, body_size=len(body), flags=flags)
         if split_later and len(batch.messages) > self._sync_batch_limit:
             return self._accept_whole(normalized, batch, source, len(body))
-        return self._batch(batch, source, len(body))
+        return self._batch(batch, source, len(body), flags)
 
-    def _one(self, text: str, normalized: str, source: str, *, body_size: int) -> dict[str, Any]:
-        claimed = self._claim(text, normalized, source, None)
+    def _one(
+        self, text: str, normalized: str, source: str, *, body_size: int, flags: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        claimed = self._claim(text, normalized, source, None, flags)
         return self._settle(claimed, self._publish([claimed])[0], body_size)
 
-    def _claim(self, text: str, normalized: str, source: str, link: BatchLink | None) -> _Claimed:
-        """The message read, deduplicated and claimed, its event ready; else the Problem to answer."""
+    def _claim(
+        self,
+        text: str,
+        normalized: str,
+        source: str,
+        link: BatchLink | None,
+        body_flags: tuple[str, ...] = (),
+    ) -> _Claimed:
+        """The message read, deduplicated and claimed, its event ready; else the Problem to answer.
+        ``body_flags``: what decoding the body tolerated (unknown-charset, charset-mismatch)."""
         try:
             header = er7.read_header(normalized)
         except er7.Er7Error as err:
             raise _bad_message(err, self._keep_rejected(text.encode("utf-8"), source, err, link)) from None
         digest = er7.dedup_digest(normalized)
-        summary = {"messageType": header.message_type, "controlId": header.control_id, "source": source}
+        summary: dict[str, Any] = {
+            "messageType": header.message_type,
+            "controlId": header.control_id,
+            "source": source,
+        }
         try:
             claim = self._dedup.claim(
                 Fingerprint(source, header.control_id, digest),
@@ -214,6 +228,10 @@ class IngestService:
             )
         if claim.state is ClaimState.IN_PROGRESS:
             raise in_progress(claim.message_id)
+        reused = (CONTROL_ID_REUSED,) if claim.control_id_reused else ()
+        flags = tuple(dict.fromkeys((*body_flags, *header.flags, *reused)))
+        if flags:
+            summary["flags"] = list(flags)
         envelope = Envelope(
             event=Event.RECEIVED,
             id=claim.message_id,
@@ -224,7 +242,7 @@ class IngestService:
             format=Format.ER7,
             payload=text,
             digest=digest,
-            flags=(CONTROL_ID_REUSED,) if claim.control_id_reused else (),
+            flags=flags,
             batch=link.to_dict() if link else None,
         )
         return _Claimed(claim, envelope, summary)
@@ -280,10 +298,12 @@ class IngestService:
             "controlIdReused": claim.control_id_reused,
         }
 
-    def _batch(self, batch: er7.Batch, source: str, body_size: int) -> dict[str, Any]:
+    def _batch(
+        self, batch: er7.Batch, source: str, body_size: int, flags: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
         batch_id = new_message_id()
         problems = tuple(p.to_dict() for p in batch.problems)
-        results = self.accept_members(batch.messages, source, batch_id, problems, {})
+        results = self.accept_members(batch.messages, source, batch_id, problems, {}, body_flags=flags)
         answer = batch_answer(batch_id, results, batch.declared_counts, problems)
         log.info(
             "batch id=%s source=%s messages=%d bytes=%d accepted=%d duplicate=%d rejected=%d",
@@ -305,6 +325,7 @@ class IngestService:
         *,
         first_index: int = 1,
         count: int | None = None,
+        body_flags: tuple[str, ...] = (),
     ) -> list[dict[str, Any]]:
         """Each message of a batch accepted, deduplicated or rejected on its own; the accepted ones
         published together (SNS PublishBatch). `seen` maps digests met earlier in the batch to what
@@ -321,7 +342,7 @@ class IngestService:
                     continue
                 link = BatchLink(batch_id, index, count, problems)
                 try:
-                    claimed[index] = self._claim(message, message, source, link)
+                    claimed[index] = self._claim(message, message, source, link, body_flags)
                     seen[digest] = {"id": claimed[index].claim.message_id, **claimed[index].summary}
                 except _AlreadyInThisBatch as earlier:
                     results[index] = {**earlier.result, "status": "accepted", "duplicate": False}

@@ -34,6 +34,11 @@ _BOMS = (
 _FIRST_MSH = re.compile(rb"(?:\A|[\r\n])[\x0b\x00]*(?:\xef\xbb\xbf)?MSH")
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _NO_CHARSET = "declared charset: none; set MSH-18 or the HTTP charset"
+_WIDE = frozenset({"utf-16", "utf-32"})
+
+# Flags of a body read despite its MSH-18 (they travel in the message's envelope and catalog item)
+UNKNOWN_CHARSET = "unknown-charset"  # MSH-18 outside table 0211 on a plain-ASCII body
+CHARSET_MISMATCH = "charset-mismatch"  # MSH-18 UNICODE (UTF-16/32) on an MSH readable byte by byte
 _CHARSET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./:_-]{0,31}")
 
 
@@ -52,15 +57,26 @@ def codec_for(charset: str) -> str | None:
     name = " ".join(label.upper().replace("_", " ").split())
     if name in _HL7_CHARSETS:
         return _HL7_CHARSETS[name]
+    info = _lookup(label)
+    if info is None or not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None
+    return info.name
+
+
+def _lookup(label: str) -> codecs.CodecInfo | None:
     if not _CHARSET_NAME.fullmatch(label):
         return None
     try:
-        info = codecs.lookup(label)
+        return codecs.lookup(label)
     except (LookupError, ValueError):
         return None
-    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
-        return None
-    return info.name
+
+
+def _tolerable_unknown(label: str) -> bool:
+    """An MSH-18 value outside table 0211 that a plain-ASCII body may carry (``CAN``, ``x``, ``18``):
+    it looks like a code and names nothing the runtime knows. A runtime codec that is not a character
+    set (idna, punycode, rot13...) or a label with control characters is not tolerated."""
+    return bool(_CHARSET_NAME.fullmatch(label.strip())) and _lookup(label.strip()) is None
 
 
 def hex_codec(charset: str | None) -> str:
@@ -109,7 +125,15 @@ def _shown(name: str) -> str:
 
 def decode(data: bytes, declared: str | None = None) -> str:
     """Decode a message body; ``declared`` (the HTTP charset parameter) wins over MSH-18."""
+    return decode_flagged(data, declared)[0]
+
+
+def decode_flagged(data: bytes, declared: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """Decode a message body and say what was tolerated: ``unknown-charset`` (an MSH-18 outside table
+    0211 on a plain-ASCII body) or ``charset-mismatch`` (MSH-18 names UTF-16/32 but the MSH is readable
+    byte by byte, which rules them out: read as UTF-8)."""
     source = "HTTP charset"
+    flags: tuple[str, ...] = ()
     name = declared.strip() if declared and declared.strip() else None
     if name is None:
         name = sniff_charset(data)
@@ -119,9 +143,18 @@ def decode(data: bytes, declared: str | None = None) -> str:
     else:
         found = codec_for(name)
         if found is None:
-            if source == "MSH-18":
+            if source != "MSH-18":
+                raise Er7Error(f"unknown character set {_shown(name)} (HTTP charset parameter)")
+            if not (data.isascii() and _tolerable_unknown(name)):
                 raise Er7Error(f"unknown character set {_shown(name)}", segment_id="MSH", field="MSH-18")
-            raise Er7Error(f"unknown character set {_shown(name)} (HTTP charset parameter)")
+            found, flags = "ascii", (UNKNOWN_CHARSET,)
+        elif (
+            source == "MSH-18"
+            and found in _WIDE
+            and not any(data.startswith(bom) for bom, _ in _BOMS)
+            and _FIRST_MSH.search(data) is not None
+        ):
+            found, flags = "utf-8", (CHARSET_MISMATCH,)
         codec = found
     start = 0
     if data.startswith(codecs.BOM_UTF8):
@@ -129,12 +162,14 @@ def decode(data: bytes, declared: str | None = None) -> str:
     elif data[:1] == b"\x0b" and data[1:4] == codecs.BOM_UTF8:
         start = 4  # MLLP start block before the BOM
     try:
-        return data[start:].decode(codec) if start else data.decode(codec)
+        return (data[start:].decode(codec) if start else data.decode(codec)), flags
     except UnicodeDecodeError as exc:
         offset = exc.start + start
         byte = data[offset]
         what = "UTF-8" if codec == "utf-8" else codec
         hint = f"declared charset: {_shown(name)} ({source})" if name else _NO_CHARSET
+        if CHARSET_MISMATCH in flags:
+            hint += "; read as UTF-8 since the MSH is readable byte by byte"
         index, seg_id, where = _locate(data, offset)
         raise Er7Error(
             f"byte 0x{byte:02x} at offset {offset} is not valid {what} ({hint})",

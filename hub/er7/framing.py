@@ -139,14 +139,20 @@ class _BatchReader:
         elif sid == "BTS":
             self.flush()
             if not self.in_batch:
-                raise Er7Error("BTS without a BHS", segment_index=index, segment_id=sid)
+                # BHS is optional in the standard's grammar (python-hl7's sample_batch4): warn, keep
+                self.batch.problems.append(Er7Error("BTS without a BHS", segment_index=index, segment_id=sid))
+                self.batch_index += 1  # a batch all the same, for FTS-1
             self.in_batch = False
             self.count(seg, index, "BTS-1", self.in_batch_messages, "messages")
+            self.in_batch_messages = 0
             self.batch.trailer_segments.append(seg)
         elif sid == "FTS":
             self.flush()
             if not self.fhs_seen:
-                raise Er7Error("FTS without an FHS", segment_index=index, segment_id=sid)
+                # FHS is optional too (python-hl7's sample_file4): warn, keep the messages
+                self.batch.problems.append(
+                    Er7Error("FTS without an FHS", segment_index=index, segment_id=sid)
+                )
             if self.in_batch:
                 self.batch.problems.append(
                     Er7Error("batch has no BTS before FTS", segment_index=index, segment_id=sid)
@@ -168,7 +174,11 @@ class _BatchReader:
 
 
 def split_batch(normalized: str) -> Batch:
-    """Split a body into messages, removing an FHS/BHS..BTS/FTS envelope if there is one."""
+    """Split a body into messages, removing an FHS/BHS..BTS/FTS envelope if there is one.
+
+    FHS, BHS, BTS and FTS are each optional: a trailer without its header, or a header without its
+    trailer, is a problem on the batch (a warning), never a refusal; an envelope holding no message
+    is a batch of zero messages."""
     if not normalized:
         raise Er7Error("message is empty")
     if normalized.startswith("MSH") and not any(f"\r{sid}" in normalized for sid in _BATCH_IDS):
@@ -183,7 +193,5 @@ def split_batch(normalized: str) -> Batch:
         batch.problems.append(Er7Error("batch has no BTS", segment_index=len(segments)))
     if reader.fhs_seen and not reader.fts_seen:
         batch.problems.append(Er7Error("file has no FTS", segment_index=len(segments)))
-    if not batch.messages:
-        first = batch.header_segments[0][:3] if batch.header_segments else None
-        raise Er7Error("batch envelope contains no messages", segment_index=1, segment_id=first)
+    # an envelope with no message (BHS...BTS|0) is a valid, empty receipt: zero messages
     return batch

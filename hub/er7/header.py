@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from hub.er7.charset import hex_codec
+from hub.er7.charset import UNKNOWN_CHARSET, codec_for, hex_codec
 from hub.er7.errors import Er7Error
 
 HEADER_IDS = frozenset({"MSH", "FHS", "BHS"})
@@ -16,6 +16,9 @@ HEADER_IDS = frozenset({"MSH", "FHS", "BHS"})
 # message attribute (the whole message: 256 KB). As received, escapes included.
 MAX_CONTROL_ID_CHARS = 199  # HL7 v2.7+ allows ST(199); earlier versions 20
 MAX_MESSAGE_TYPE_CHARS = 100  # code^trigger^structure: 15 in practice
+
+# MSH-10 empty: accepted (dedup is by content), flagged, acknowledged with MSA-2 empty
+MISSING_CONTROL_ID = "missing-control-id"
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class Header:
     accept_ack_type: str | None = None
     app_ack_type: str | None = None
     delimiters: Delimiters = field(default_factory=Delimiters)
+    # what was tolerated in this MSH (missing-control-id, unknown-charset); not part of to_dict()
+    flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The header block of the lake document (a fixed contract: exactly these keys)."""
@@ -169,9 +174,12 @@ def read_header(normalized: str) -> Header:
     if msg_code is None:
         raise missing("message code", "MSH-9.1")
     trigger = comp(9, 2)
-    control_id = _text(fields[9], d, codec) if count > 9 else None
+    control_id = _text(fields[9], d, codec) if count > 9 else ""
+    flags: tuple[str, ...] = ()
     if not control_id:
-        raise missing("message control id", "MSH-10")
+        flags += (MISSING_CONTROL_ID,)
+    if charset is not None and codec_for(charset) is None:
+        flags += (UNKNOWN_CHARSET,)
     return Header(
         message_type=f"{msg_code}^{trigger}" if trigger else msg_code,
         control_id=control_id,
@@ -188,6 +196,7 @@ def read_header(normalized: str) -> Header:
         accept_ack_type=comp(15),
         app_ack_type=comp(16),
         delimiters=d,
+        flags=flags,
     )
 
 

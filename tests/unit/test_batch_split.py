@@ -34,7 +34,7 @@ def message(n: int) -> bytes:
     )
 
 
-BAD = b"MSH|^~\\&|LAB|HOSP|LAKE|HOSP|20260101120000||ORU^R01||P|2.5\rPID|1\r"  # no MSH-10
+BAD = b"MSH|^~\\&|LAB|HOSP|LAKE|HOSP|20260101120000||||P|2.5\rPID|1\r"  # no MSH-9
 
 
 class Stack:
@@ -102,7 +102,7 @@ def test_a_large_batch_is_answered_at_once_and_split_afterwards(stack: Stack) ->
     outcomes = done["messages"]
     assert [o["index"] for o in outcomes] == list(range(1, 15))
     assert outcomes[12]["status"] == "duplicate" and outcomes[12]["id"] == outcomes[3]["id"]
-    assert outcomes[13]["status"] == "rejected" and outcomes[13]["error"]["field"] == "MSH-10"
+    assert outcomes[13]["status"] == "rejected" and outcomes[13]["error"]["field"] == "MSH-9"
     received = [e for e in stack.hub.published if e.event is Event.RECEIVED]
     assert len(received) == 12 and all(e.batch and e.batch["id"] == batch["id"] for e in received)
     assert {e.id for e in received} == {o["id"] for o in outcomes[:12]}

@@ -146,6 +146,17 @@ def test_a_reused_control_id_with_other_content_is_a_new_message_flagged(store: 
     assert (elsewhere.state, elsewhere.control_id_reused) == (ClaimState.NEW, False)
 
 
+def test_an_empty_control_id_is_claimed_by_content_never_flagged_reused(store: DedupStore) -> None:
+    # no `ctl#src#` record: every message without MSH-10 would otherwise look like a reused control id
+    first = store.claim(Fingerprint("src", "", "digest-a"), "id-1", "t1")
+    assert (first.state, first.key, first.control_id_reused) == (ClaimState.NEW, "src#digest-a", False)
+    store.complete(first)
+    other = store.claim(Fingerprint("src", "", "digest-b"), "id-2", "t2")
+    assert (other.state, other.key, other.control_id_reused) == (ClaimState.NEW, "src#digest-b", False)
+    again = store.claim(Fingerprint("src", "", "digest-a"), "id-3", "t3")
+    assert (again.state, again.message_id, again.control_id_reused) == (ClaimState.DUPLICATE, "id-1", False)
+
+
 def test_crash_between_publish_and_completion_never_doubles(store: DedupStore, clock: Clock) -> None:
     hub = MemoryHub()
     crashing = IngestService(store, hub, after_publish=crash_after_publish)

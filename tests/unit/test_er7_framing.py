@@ -11,6 +11,7 @@ from hub.er7 import (
     Er7Error,
     codec_for,
     decode,
+    decode_flagged,
     dedup_digest,
     normalize,
     sniff_charset,
@@ -153,10 +154,10 @@ def test_second_bhs_without_bts_raises() -> None:
     assert (info.value.segment_index, info.value.segment_id) == (3, "BHS")
 
 
-def test_empty_envelope_raises() -> None:
-    with pytest.raises(Er7Error, match="no messages") as info:
-        split_batch("FHS|^~\\&\rBHS|^~\\&\rBTS|0\rFTS|1")
-    assert info.value.segment_id == "FHS"
+def test_empty_envelope_is_a_batch_of_no_messages() -> None:
+    batch = split_batch("FHS|^~\\&\rBHS|^~\\&\rBTS|0\rFTS|1")
+    assert batch.messages == [] and batch.problems == []
+    assert batch.declared_counts == {"BTS-1": 0, "FTS-1": 1}
 
 
 @pytest.mark.parametrize(
@@ -166,7 +167,6 @@ def test_empty_envelope_raises() -> None:
         (f"BHS|^~\\&\r{PID}\r{MSH}", 2, "PID"),
         (f"BHS|^~\\&\r{MSH}\rBTS|1\r{PID}", 4, "PID"),
         (f"FHS|^~\\&\r{MSH}\rFTS|0\r{MSH2}", 4, "MSH"),
-        (f"{MSH}\rBTS|1", 2, "BTS"),
     ],
 )
 def test_segments_outside_messages_raise(body: str, index: int, seg_id: str) -> None:
@@ -258,8 +258,11 @@ def test_decode_error_in_a_later_segment_and_component() -> None:
 
 
 def test_decode_unknown_charsets() -> None:
+    # outside table 0211 on a plain-ASCII body: read, flagged (see test_lenient_header_and_batches)
+    ascii_body = b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|1|P|2.5||||||KLINGON\r"
+    assert decode_flagged(ascii_body) == (ascii_body.decode(), ("unknown-charset",))
     with pytest.raises(Er7Error) as info:
-        decode(b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|1|P|2.5||||||KLINGON\r")
+        decode(ascii_body + "NTE|1||Zo\u00eb\r".encode())
     assert (info.value.field, info.value.segment_id) == ("MSH-18", "MSH")
     with pytest.raises(Er7Error, match="HTTP charset"):
         decode(b"MSH|^~\\&|A", "klingon-8")

@@ -122,7 +122,6 @@ def test_dedup_store_down_is_503(stack: Stack) -> None:
     [
         (b"PID|1||MRN1\r", None, "PID"),
         (b"MSH|^~\\&|A|B|C|D|20260101||||P|2.5\r", "MSH-9", "MSH"),
-        (b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01||P|2.5\r", "MSH-10", "MSH"),
         (b"MSH|^~ &|A|B|C|D|20260101||ADT^A01|1|P|2.5\r", "MSH-2", "MSH"),
     ],
 )
@@ -308,11 +307,11 @@ def test_batch_gives_one_entry_per_message_and_dedups_each(stack: Stack, corpus_
 
 def test_batch_member_that_cannot_be_read_is_rejected_alone(stack: Stack) -> None:
     good = MSG
-    bad = b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01||P|2.5\rPID|1\r"  # no MSH-10
+    bad = b"MSH|^~\\&|A|B|C|D|20260101||||P|2.5\rPID|1\r"  # no MSH-9
     result = stack.post(batch_body(good, bad)).json()
     statuses = [m["status"] for m in result["messages"]]
     assert statuses == ["accepted", "rejected"]
-    assert result["messages"][1]["error"]["field"] == "MSH-10"
+    assert result["messages"][1]["error"]["field"] == "MSH-9"
     kinds = sorted(e.event.value for e in stack.hub.published)  # accepted ones are published together
     assert kinds == [Event.FAILED.value, Event.RECEIVED.value]
 

@@ -58,7 +58,8 @@ def test_no_patient_data_reaches_the_logs(
         NO_TYPE,  # rejected by the gateway
         GOOD.replace("|C1|", "|" + "ZZSURNAMEQ" * 250 + "|"),  # MSH-10 over its limit, quoting a name
         GOOD.replace("ADT^A01", "ADT^" + "MRN8675309" * 30),  # MSH-9 over its limit
-        GOOD.replace("|2.5\r", "|2.5||||||ZZGIVENQ\r"),  # MSH-18 not a character set
+        # MSH-18 not a character set, on a body that is not plain ASCII (an ASCII one is accepted)
+        GOOD.replace("|2.5\r", "|2.5||||||ZZGIVENQ\r").replace("C1", "C\u00e9"),
     )
     for body in edges:
         with pytest.raises(Problem):
