@@ -127,7 +127,7 @@ def test_multiline_value_with_cr_separators_round_trips() -> None:
     doc = parse_document(text)
     assert fields_of(doc, "OBX")["5"] == "first line\nsecond line"
     assert len(doc["segments"]) == 3
-    assert render_document(doc) == f"{MSH}\rOBX|1|TX|NOTE||first line\nsecond line\rNTE|1"
+    assert render_document(doc) == f"{MSH}\rOBX|1|TX|NOTE||first line\\X0A\\second line\rNTE|1"
 
 
 # -- escapes -----------------------------------------------------------------------------------
@@ -228,6 +228,17 @@ def test_control_characters_and_delimiters_are_escaped_on_render() -> None:
     rendered = render_document(doc)
     assert rendered == f"{MSH}\rNTE|1||a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\X0D\\g\\X1C\\h"
     assert fields_of(parse_document(rendered), "NTE")["3"] == "a|b^c&d~e\\f\rg\x1ch"
+
+
+def test_lf_in_a_value_is_always_rendered_as_a_hex_escape() -> None:
+    # a receiver that reads LF as a segment separator would otherwise split the segment there
+    doc = parse_document(f"{MSH}\rNTE|1||first\\X0A\\second|x")
+    assert fields_of(doc, "NTE") == {"1": "1", "3": "first\nsecond", "4": "x"}
+    rendered = render_document(doc)
+    assert rendered == f"{MSH}\rNTE|1||first\\X0A\\second|x"
+    assert "\n" not in rendered
+    assert parse_document(rendered)["segments"] == doc["segments"]
+    assert parse_document(rendered.replace("\r", "\n"))["segments"] == doc["segments"]
 
 
 def test_lf_and_trailing_blanks_fall_back_to_hex_when_needed() -> None:

@@ -172,9 +172,9 @@ def render_document(doc: dict[str, Any]) -> str:
     esc = escaping_for(d)
     segments = doc["segments"]
     text = "\r".join(_render_segment(seg, i, esc, safe=False) for i, seg in enumerate(segments, 1))
-    suspect = "\n" in text or " \r" in text or "\t\r" in text or text[-1:] in (" ", "\t")
+    suspect = " \r" in text or "\t\r" in text or text[-1:] in (" ", "\t")
     if suspect and normalize(text) != text:
-        # a raw LF or a trailing blank would be read differently: write those as hex escapes
+        # a trailing blank would be trimmed: write those as hex escapes
         text = "\r".join(_render_segment(seg, i, esc, safe=True) for i, seg in enumerate(segments, 1))
     return text
 
@@ -218,7 +218,7 @@ def _render_segment(seg: dict[str, Any], index: int, esc: Escaping, *, safe: boo
         if sv != cs:
             out.append(ssep * (sv - cs))
             cs = sv
-        out.append(escape(value, hex_lf=safe))
+        out.append(escape(value))
         lc, ls = c, s
     if ls == 1:
         out.append(ssep)

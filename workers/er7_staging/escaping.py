@@ -17,7 +17,7 @@ line break). The rule, applied identically by both directions so values round-tr
   ``\\E\\.br\\`` in the document; a plain backslash ("C:\\temp") stays a plain backslash.
 
 Hex escapes ``\\Xhh..\\`` are decoded (bytes in the message's charset); rendering re-escapes only
-delimiters (by name) and control characters (as hex), so ``\\X41\\`` comes back as ``A``.
+delimiters (by name) and control characters, LF included (as hex), so ``\\X41\\`` comes back as ``A``.
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 # one of 1-2 characters (a typo'd code), longer ones are text a stray escape character cut out.
 MAX_SHOWN_HEX = 7
 MAX_SHOWN_UNKNOWN = 2
-# C0 controls (except TAB and LF, which are legal in text) and DEL cannot travel raw in a value
-_CONTROLS = "".join(chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F))
+# C0 controls and DEL never travel raw in a value: each is written as a hex escape. LF too: a
+# receiver that reads LF as a segment separator would split the segment there. Only TAB (legal
+# in text, never a separator) stays raw.
+_CONTROLS = "".join(chr(c) for c in (*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F))
 
 
 class Escaping:
@@ -57,11 +59,7 @@ class Escaping:
         table = {ch: f"{d.escape}X{ord(ch):02X}{d.escape}" for ch in _CONTROLS} | reverse
         self._plain_special = re.compile("[" + re.escape("".join(table)) + "]")
         self._special = re.compile("[" + re.escape("".join(table) + d.escape) + "]")
-        self._lf_table = table | {"\n": f"{d.escape}X0A{d.escape}"}
-        self._lf_plain_special = re.compile("[" + re.escape("".join(self._lf_table)) + "]")
-        self._lf_special = re.compile("[" + re.escape("".join(self._lf_table) + d.escape) + "]")
         self._sub: Callable[[re.Match[str]], str] = lambda m: table[m.group()]
-        self._lf_sub: Callable[[re.Match[str]], str] = lambda m: self._lf_table[m.group()]
 
     def is_kept(self, body: str) -> bool:
         """True when ``esc + body + esc`` is kept verbatim in a document value."""
@@ -135,12 +133,11 @@ class Escaping:
             return f"{self.esc}{body}{self.esc}"
         return f"of {len(body)} characters"
 
-    def escape(self, value: str, *, hex_lf: bool = False) -> str:
-        """Document value -> wire text. ``hex_lf`` also writes LF as ``\\X0A\\``."""
-        special = self._lf_special if hex_lf else self._special
-        if special.search(value) is None:
+    def escape(self, value: str) -> str:
+        """Document value -> wire text: delimiters by name, control characters (LF too) as hex."""
+        if self._special.search(value) is None:
             return value
-        plain, sub = (self._lf_plain_special, self._lf_sub) if hex_lf else (self._plain_special, self._sub)
+        plain, sub = self._plain_special, self._sub
         e = self.esc
         if e not in value:
             return plain.sub(sub, value)
@@ -161,7 +158,7 @@ class Escaping:
 
     def canonical(self, value: str) -> str:
         """The document value that ``value`` reads back as after a render/parse round trip."""
-        return self.unescape(self.escape(value, hex_lf=True))
+        return self.unescape(self.escape(value))
 
 
 @lru_cache(maxsize=64)
