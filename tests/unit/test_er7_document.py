@@ -345,14 +345,9 @@ def test_corpus_067_escaped_delimiters() -> None:
             None,
             "expected the field separator '|' after the segment id, found 'X'",
         ),
-        ("PID|1||X||DOE\\^JOHN", 2, "PID", "PID-5.1", "unterminated escape sequence"),
-        ("PID|1||X~Y\\||", 2, "PID", "PID-3[2]", "unterminated escape sequence"),
-        ("PID|1||X||A^B&C\\Q\\", 2, "PID", "PID-5.2.2", "unknown escape sequence \\Q\\"),
-        ("NTE|1||\\XZZ\\", 2, "NTE", "NTE-3", "invalid hex escape \\XZZ\\"),
-        ("NTE|1||\\X4\\", 2, "NTE", "NTE-3", "invalid hex escape \\X4\\"),
-        ("NTE|1||\\X\\", 2, "NTE", "NTE-3", "invalid hex escape \\X\\"),
-        ("NTE|1||a\\\\b", 2, "NTE", "NTE-3", "empty escape sequence"),
-        ("NTE|1||\\P\\", 2, "NTE", "NTE-3", "no truncation character"),
+        # unknown, unterminated and empty escape sequences are kept (test_escapes_kept.py)
+        ("PID|1||X||A^B&C\\XFF\\", 2, "PID", "PID-5.2.2", "hex escape \\XFF\\ is not valid utf-8"),
+        ("PID|1||X~Y\\XC3\\||", 2, "PID", "PID-3[2]", "hex escape \\XC3\\ is not valid utf-8"),
         ("PID|1\r" + MSH, 3, "MSH", None, "split first"),
         ("BTS|1", 2, "BTS", None, "split first"),
     ],
@@ -370,8 +365,8 @@ def test_error_message_format() -> None:
         parse_document(f"{MSH}\rEVN|A01\rPV1|1\r1PD|1")
     assert str(info.value) == "segment 4: '1PD' is not a valid segment id"
     with pytest.raises(Er7Error) as info:
-        parse_document(f"{MSH}\rPID|1||X||DOE\\^JOHN")
-    assert str(info.value).startswith("segment 2 (PID), field PID-5.1: unterminated escape sequence")
+        parse_document(f"{MSH}\rPID|1||X||DOE\\XFF\\^JOHN")
+    assert str(info.value).startswith("segment 2 (PID), field PID-5.1: hex escape \\XFF\\ is not valid")
 
 
 @pytest.mark.parametrize(

@@ -41,14 +41,18 @@ def leaked(value: str, text: str) -> list[str]:
 
 # bad field value -> what today's parser quoted from it
 BAD_FIELDS = {
+    "hex escape not valid text, 300 KB": lambda v: "\\X" + "FF" * (len(v) // 2) + "\\",
+    "line break inside a value": lambda v: "X\r" + v.replace(" ", "^"),
+}
+SIZES = {"hex escape not valid text, 300 KB": 300_000}
+# stray escape characters that the parser once refused, quoting them: now kept, flagged escape-kept
+STRAY_FIELDS = {
     "unterminated escape, 300 KB": lambda v: v + "\\",
     "unknown escape, 100 KB": lambda v: "\\" + v + "\\",
     "invalid hex escape, 100 KB": lambda v: "\\X" + v + "\\",
     "empty escape sequence": lambda v: v + "\\\\" + v,
-    "hex escape not valid text": lambda v: "\\X" + "FF" * (len(v) // 2) + "\\",
-    "line break inside a value": lambda v: "X\r" + v.replace(" ", "^"),
 }
-SIZES = {"unterminated escape, 300 KB": 300_000}
+STRAY_SIZES = {"unterminated escape, 300 KB": 300_000}
 
 
 def failed_event(bad_field: str) -> tuple[Envelope, MemoryHub]:
@@ -74,9 +78,26 @@ def test_failed_event_fits_sns_and_quotes_nothing_of_the_value(case: str) -> Non
     assert leaked(value, error_text) == []
 
 
+@pytest.mark.parametrize("case", list(STRAY_FIELDS))
+def test_stray_escape_is_kept_and_its_finding_quotes_nothing_of_the_value(case: str) -> None:
+    value = patient_text(STRAY_SIZES.get(case, 100_000), seed=len(case))
+    hub = MemoryHub()
+    message = f"{MSH}PID|1||MRN1||{STRAY_FIELDS[case](value)}||19700101|M\r"
+    Er7StagingHandler(hub, hub.payloads).handle(received_envelope(message))
+    [event] = hub.published
+    assert event.event is Event.PARSED
+    findings = event.extra["findings"]
+    assert findings == [{"code": "escape-kept", "segment": "PID", "segmentIndex": 2, "field": "PID-5"}]
+    catalog = MemoryCatalog()
+    LakeWriter(MemoryObjectStore(), catalog, hub.payloads).handle(event)
+    entry = catalog.items[event.id]
+    assert entry["status"] == "parsed" and entry["findings"] == findings
+    assert leaked(value, json.dumps(entry["findings"])) == []
+
+
 def test_catalog_error_reason_holds_no_patient_value() -> None:
     value = patient_text(100_000, seed=7)
-    event, hub = failed_event("\\" + value + "\\")
+    event, hub = failed_event("\\X" + "FF" * 50_000 + "\\" + value)
     catalog = MemoryCatalog()
     lake = LakeWriter(MemoryObjectStore(), catalog, hub.payloads)
     lake.handle(event)
@@ -84,13 +105,13 @@ def test_catalog_error_reason_holds_no_patient_value() -> None:
     entry = catalog.items[event.id]
     assert entry["status"] == "failed"
     assert entry["error"]["field"] == "PID-5"
-    assert "unknown escape sequence of 100000 characters" in entry["error"]["reason"]
+    assert "hex escape of 100001 characters is not valid utf-8" in entry["error"]["reason"]
     assert leaked(value, json.dumps(entry["error"])) == []
 
 
 def test_failed_event_measured_size_for_a_300_kb_value() -> None:
     value = patient_text(300_000, seed=1)
-    event, _ = failed_event(value + "\\")
+    event, _ = failed_event(value + "\\X" + "FF" * 150_000 + "\\")
     assert len(event.to_json().encode()) < 1024  # an envelope without payload plus a short error
 
 

@@ -6,6 +6,11 @@ or repetition without components), ``F.C`` (a component), ``F.C.S`` (a subcompon
 repetition after the first is ``F[R]``. A repetition written with subcomponents but no
 component separator (``a&b``) is component 1: ``F.1.1``, ``F.1.2``.
 
+An unrecognised or unterminated escape sequence (a stray escape character, ``4\\5 re.``) is kept
+as written, never refused: the value holds the escape character as text, and the caller's
+``findings`` list gets ``{"code": "escape-kept", "segment", "segmentIndex", "field"}`` (positions,
+never the value). A hex escape whose bytes are invalid in the message's charset is still refused.
+
 Rendering drops trailing empty positions, except where a separator is what tells ``F`` from
 ``F.1`` (``x^`` is ``F.1`` = "x", ``x&`` is ``F.1.1`` = "x"): it writes that one separator back.
 """
@@ -13,6 +18,9 @@ Rendering drops trailing empty positions, except where a separator is what tells
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
@@ -25,6 +33,21 @@ _KEY = re.compile(r"([1-9][0-9]*)(?:\[([1-9][0-9]*)\])?(?:\.([1-9][0-9]*)(?:\.([
 _TRAILING_BLANKS = re.compile(r"[ \t]+$")
 _BATCH_SEGMENTS = HEADER_IDS | {"BTS", "FTS"}
 _valid_ids: set[str] = set()
+ESCAPE_KEPT = "escape-kept"
+MAX_ESCAPE_FINDINGS = 20  # per message; one more finding says how many were left out
+Finding = dict[str, Any]
+_collector: ContextVar[list[Finding] | None] = ContextVar("er7_findings", default=None)
+
+
+@contextmanager
+def collecting_findings() -> Iterator[list[Finding]]:
+    """Findings of every parse in this block that is given no ``findings`` list of its own."""
+    findings: list[Finding] = []
+    token = _collector.set(findings)
+    try:
+        yield findings
+    finally:
+        _collector.reset(token)
 
 
 class _Labels(dict[int, str]):
@@ -43,8 +66,13 @@ _NUM = _Labels("{}")
 _DOT = _Labels(".{}")
 
 
-def parse_document(text: str, *, message_id: str | None = None) -> dict[str, Any]:
-    """Parse one ER7 message (raw or already normalized) into the lake document."""
+def parse_document(
+    text: str, *, message_id: str | None = None, findings: list[Finding] | None = None
+) -> dict[str, Any]:
+    """Parse one ER7 message (raw or already normalized) into the lake document.
+
+    What was accepted leniently (a kept stray escape) is appended to ``findings`` when given.
+    """
     normalized = normalize(text)
     header = read_header(normalized)
     esc = escaping_for(header.delimiters, hex_codec(header.charset))
@@ -52,11 +80,13 @@ def parse_document(text: str, *, message_id: str | None = None) -> dict[str, Any
         "id": message_id,
         "header": header.to_dict(),
         "delimiters": header.delimiters.to_dict(),
-        "segments": _parse_segments(normalized, esc),
+        "segments": _parse_segments(normalized, esc, findings),
     }
 
 
-def parse_segments(text: str) -> tuple[Delimiters, list[dict[str, Any]]]:
+def parse_segments(
+    text: str, *, findings: list[Finding] | None = None
+) -> tuple[Delimiters, list[dict[str, Any]]]:
     """Segments of a message whose MSH lacks what the lake header needs (MSH-9, MSH-10).
 
     Same rules as ``parse_document`` for the segments; only MSH-1/MSH-2 must be valid.
@@ -73,7 +103,7 @@ def parse_segments(text: str) -> tuple[Delimiters, list[dict[str, Any]]]:
         raise err.locate(segment_index=1) from None
     fields = first.split(d.field)
     charset = fields[17].split(d.repetition, 1)[0].split(d.component, 1)[0] if len(fields) > 17 else None
-    return d, _parse_segments(normalized, escaping_for(d, hex_codec(charset)))
+    return d, _parse_segments(normalized, escaping_for(d, hex_codec(charset)), findings)
 
 
 def _check_segment_id(sid: str, seg: str, sep: str, index: int) -> None:
@@ -83,10 +113,13 @@ def _check_segment_id(sid: str, seg: str, sep: str, index: int) -> None:
     _valid_ids.add(sid)
 
 
-def _parse_segments(normalized: str, esc: Escaping) -> list[dict[str, Any]]:
+def _parse_segments(
+    normalized: str, esc: Escaping, findings: list[Finding] | None = None
+) -> list[dict[str, Any]]:
     d = esc.delimiters
     sep, rep_sep, comp_sep, sub_sep, e = d.field, d.repetition, d.component, d.subcomponent, d.escape
     segments: list[dict[str, Any]] = []
+    kept: list[Finding] = []
     for index, seg in enumerate(normalized.split("\r"), 1):
         sid = seg[:3]
         if sid not in _valid_ids:
@@ -146,19 +179,34 @@ def _parse_segments(normalized: str, esc: Escaping) -> list[dict[str, Any]]:
                 else:
                     fields[base] = rep
         if e in seg:
-            _unescape_fields(fields, esc, sid, index)
+            _unescape_fields(fields, esc, sid, index, kept)
         segments.append({"id": sid, "fields": fields})
+    if kept and findings is None:
+        findings = _collector.get()
+    if kept and findings is not None:
+        findings.extend(kept[:MAX_ESCAPE_FINDINGS])
+        if len(kept) > MAX_ESCAPE_FINDINGS:
+            more = len(kept) - MAX_ESCAPE_FINDINGS
+            findings.append(
+                {"code": ESCAPE_KEPT, "segment": None, "segmentIndex": None, "field": None, "more": more}
+            )
     return segments
 
 
-def _unescape_fields(fields: Fields, esc: Escaping, sid: str, index: int) -> None:
+def _unescape_fields(fields: Fields, esc: Escaping, sid: str, index: int, kept: list[Finding]) -> None:
     e = esc.esc
     for key, value in fields.items():
         if e in value and not (index == 1 and key == "2"):
             try:
                 fields[key] = esc.unescape(value)
-            except Er7Error as err:
-                raise err.locate(segment_index=index, segment_id=sid, field=f"{sid}-{key}") from None
+            except Er7Error:
+                try:
+                    fields[key], stray = esc.unescape_keeping(value)
+                except Er7Error as err:
+                    raise err.locate(segment_index=index, segment_id=sid, field=f"{sid}-{key}") from None
+                if stray:
+                    field = f"{sid}-{key}"
+                    kept.append({"code": ESCAPE_KEPT, "segment": sid, "segmentIndex": index, "field": field})
 
 
 # -- rendering ---------------------------------------------------------------------------------

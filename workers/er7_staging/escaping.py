@@ -116,6 +116,45 @@ class Escaping:
         out.reverse()
         return "".join(out)
 
+    def unescape_keeping(self, value: str) -> tuple[str, bool]:
+        """Like ``unescape``, but an unrecognised or unterminated sequence is kept as written.
+
+        Read left to right: an escape character starts a sequence when the text up to the next
+        escape character is a known body (a delimiter name, ``E``, ``X`` with hex digits, a kept
+        body); any other escape character is a stray, literal character (as if written ``\\E\\``),
+        and reading resumes right after it, so ``4\\5 re.`` stays ``4\\5 re.`` and in
+        ``a\\b\\H\\`` the second escape character still starts ``\\H\\``. Returns the value and
+        whether a stray was kept. A hex escape whose bytes are not valid in the charset still raises.
+        """
+        try:
+            return self.unescape(value), False
+        except Er7Error:
+            pass
+        e, known = self.esc, self._known_body
+        out: list[str] = []
+        kept = False
+        i = 0
+        while True:
+            j = value.find(e, i)
+            if j < 0:
+                out.append(value[i:])
+                break
+            out.append(value[i:j])
+            k = value.find(e, j + 1)
+            if k >= 0 and known(value[j + 1 : k]):
+                out.append(value[j : k + 1])
+                i = k + 1
+            else:
+                out.append(e + "E" + e)
+                kept = True
+                i = j + 1
+        return self.unescape("".join(out)), kept
+
+    def _known_body(self, body: str) -> bool:
+        if body in self.named or self.is_kept(body):
+            return True
+        return body[:1] == "X" and _HEX.fullmatch(body, 1) is not None
+
     def _hex(self, body: str) -> str:
         digits = body[1:]
         if not _HEX.fullmatch(digits):

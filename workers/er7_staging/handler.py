@@ -3,7 +3,9 @@
 With ``validate=True`` (``HL7LAKE_VALIDATE``) a parsed message is also checked against its HL7
 version (``validation.validate``): the findings travel in the parsed event's envelope
 (``extra["findings"]``) to the catalog; the document is the same either way, and no finding ever
-turns a parsed message into a failure.
+turns a parsed message into a failure. What the parser accepted leniently (``escape-kept``: a stray
+escape character kept as written) travels the same way, validation or not, ahead of the
+validation findings.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from hub.events import Envelope, Event, Format
 from hub.payloads import PayloadStore, load_payload
 from hub.publisher import Publisher
 from workers.er7_staging import validation
-from workers.er7_staging.document import parse_document
+from workers.er7_staging.document import collecting_findings, parse_document
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,8 @@ class Er7StagingHandler:
         text = str(load_payload(envelope, self._payloads))
         started = time.process_time()
         try:
-            document = parse_document(text, message_id=envelope.id)
+            with collecting_findings() as parse_findings:
+                document = parse_document(text, message_id=envelope.id)
         except Er7Error as err:
             return self._failure(envelope, err.to_dict())
         except Exception as exc:  # a parser bug must not poison the queue: report it as a failure
@@ -76,12 +79,15 @@ class Er7StagingHandler:
             return self._failure(envelope, {"reason": f"internal parser error ({exc.__class__.__name__})"})
         cpu_ms = (time.process_time() - started) * 1000
         extra, checked = envelope.extra, ""
+        if parse_findings:
+            extra = {**extra, "findings": parse_findings}
+            checked = f" parse_findings={len(parse_findings)}"
         if self._validate:
             started = time.process_time()
             findings = validation.validate(text, document["header"]["version"])  # never raises
-            extra = {**extra, "findings": findings}
+            extra = {**extra, "findings": parse_findings + findings}
             # the count only in the logs: findings name positions and codes, never values
-            checked = (
+            checked += (
                 f" findings={len(findings)} validate_cpu_ms={(time.process_time() - started) * 1000:.1f}"
             )
         log.info(
