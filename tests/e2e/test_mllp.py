@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, require_shared
 from tests.e2e.running import RunningStack, running_stack
 
 pytestmark = pytest.mark.e2e
@@ -64,8 +64,7 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not MLLP_SEND.exists():
         pytest.skip(f"{MLLP_SEND} not installed (the `hl7` package, a dev dependency)")
-    if not (CORPUS / "messages").is_dir():
-        pytest.skip(f"public corpus not found at {CORPUS}")
+    require_shared(CORPUS, "public HL7 corpus")
     with running_stack(tmp_path_factory.mktemp("run")) as running:
         yield Stack(running, tmp_path_factory.mktemp("mllp"))
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hub.er7 import Delimiters, Er7Error, decode
+from tests.conftest import corpus_message
 from workers.er7_staging.document import parse_document, parse_segments, render_document
 from workers.er7_staging.escaping import escaping_for
 
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "hl7-corpus"
 MSH = "MSH|^~\\&|APP|FAC|REC|RFAC|20240101120000||ADT^A01^ADT_A01|CTRL1|P|2.5"
 MSH_FIELDS = {
     "1": "|",
@@ -31,10 +30,7 @@ MSH_FIELDS = {
 
 
 def corpus_text(name: str, charset: str | None = None) -> str:
-    path = CORPUS / "messages" / name
-    if not path.exists():
-        pytest.skip(f"HL7 corpus not found at {CORPUS}")
-    return decode(path.read_bytes(), charset)
+    return decode(corpus_message(name), charset)
 
 
 def fields_of(doc: dict[str, Any], seg_id: str, occurrence: int = 1) -> dict[str, str]:

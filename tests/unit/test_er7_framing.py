@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,8 @@ from hub.er7 import (
     split_batch,
     split_segments,
 )
+from tests.conftest import corpus_message
 
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "hl7-corpus"
 MSH = "MSH|^~\\&|APP|FAC|REC|RFAC|20240101120000||ADT^A01|CTRL1|P|2.5"
 PID = "PID|1||MRN1||DOE^JOHN"
 PV1 = "PV1|1|I"
@@ -269,10 +268,7 @@ def test_decode_unknown_charsets() -> None:
 
 
 def test_corpus_048_cp1252() -> None:
-    path = CORPUS / "messages" / "048-NOTYPE-nover.hl7"
-    if not path.exists():
-        pytest.skip(f"HL7 corpus not found at {CORPUS}")
-    data = path.read_bytes()
+    data = corpus_message("048-NOTYPE-nover.hl7")
     assert decode(data, "cp1252") == "MSH|^~\\&|GHH LAB|ELAB–3"
     with pytest.raises(Er7Error) as info:
         decode(data)

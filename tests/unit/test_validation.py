@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,13 +14,13 @@ from hub.memory import MemoryHub
 from lake.catalog import MemoryCatalog
 from lake.objects import MemoryObjectStore
 from lake.writer import LakeWriter
+from tests.conftest import CORPUS, corpus_message, require_shared
 from tests.factories import received_envelope
 from workers.er7_staging import validation
 from workers.er7_staging.document import parse_document
 from workers.er7_staging.handler import Er7StagingHandler
 from workers.er7_staging.validation import MAX_FINDINGS, MAX_MESSAGE_CHARS, validate
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "hl7-corpus" / "messages"
 KEYS = {"severity", "segment", "field", "code", "message"}
 
 ADT_A01 = "\r".join(
@@ -60,7 +59,7 @@ def codes(findings: list[dict[str, Any]]) -> set[str]:
 
 
 def corpus(name: str) -> str:
-    return decode((CORPUS / name).read_bytes())
+    return decode(corpus_message(name))
 
 
 def test_valid_adt_a01_has_no_finding() -> None:
@@ -203,7 +202,7 @@ def test_too_large_is_not_validated() -> None:
 
 def corpus_messages() -> list[tuple[str, str]]:
     messages = []
-    for path in sorted(CORPUS.glob("*.hl7")):
+    for path in sorted((require_shared(CORPUS, "public HL7 corpus") / "messages").glob("*.hl7")):
         try:
             texts = split_batch(decode(path.read_bytes())).messages
         except Er7Error:
