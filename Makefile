@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: up test lint audit lock format unit integration e2e test-localstack compose-tool bench-parse bench bench-gateway soak chaos clean
+.PHONY: up test lint audit lock format unit integration e2e test-localstack compose-tool bench-parse bench bench-gateway soak chaos mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ integration: $(VENV)/.installed-dev
 
 e2e: $(VENV)/.installed-dev
 	$(BIN)/pytest tests/e2e
+
+# One-line changes to the core rules (catalog order, dedup claims, S3 keys, read ABAC, token skew), each
+# against the unit tests that guard it: prints the surviving mutants and the score. Not part of `make test`.
+mutation: $(VENV)/.installed-dev
+	$(BIN)/python bench/mutation.py $(ARGS)
 
 bench-parse: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_parse.py

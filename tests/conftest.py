@@ -17,6 +17,25 @@ CORPUS = SHARED / "hl7-corpus"
 PEER_CORPUS = SHARED / "hl7-peer-corpus"
 
 
+SUITE_MARKERS = {"integration": "integration", "e2e": "e2e"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Markers by directory: every test under tests/integration/ is ``integration``, every test under
+    tests/e2e/ is ``e2e`` (a ``pytestmark`` in a conftest.py applies to nothing). So
+    ``pytest -m integration`` selects the integration suite and ``-m "not e2e and not integration"``
+    the fast loop."""
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            suite = item.path.resolve().relative_to(tests_dir).parts[0]
+        except ValueError:
+            continue
+        marker = SUITE_MARKERS.get(suite)
+        if marker is not None:
+            item.add_marker(getattr(pytest.mark, marker))
+
+
 def require_shared(path: Path, what: str) -> Path:
     """``path`` (a corpus under ../shared/) when it is there. Missing, the test fails under CI=true
     (a CI run that silently skips every corpus test proves nothing) and skips with the reason locally."""

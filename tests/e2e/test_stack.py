@@ -124,13 +124,16 @@ def test_batch_file_lands_as_one_entry_per_message(stack: Stack) -> None:
             assert item["batch"]["id"] == result["batch"]["id"]
 
 
-def test_sigterm_stops_every_process(stack: Stack) -> None:
-    children = subprocess.run(
-        ["pgrep", "-P", str(stack.process.pid)], capture_output=True, text=True
-    ).stdout.split()
-    assert len(children) >= 4  # emulator, gateway, two workers (and the MLLP listener)
-    stack.process.send_signal(signal.SIGTERM)
-    assert stack.process.wait(30) == 0
+def test_sigterm_stops_every_process(tmp_path: Path) -> None:
+    # Its own stack, never the module's shared one: killing that would break every test after this one,
+    # so the outcome would depend on the order the tests run in.
+    with running_stack(tmp_path) as own:
+        children = subprocess.run(
+            ["pgrep", "-P", str(own.process.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert len(children) >= 4  # emulator, gateway, two workers (and the MLLP listener)
+        own.process.send_signal(signal.SIGTERM)
+        assert own.process.wait(30) == 0
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
         time.sleep(0.1)

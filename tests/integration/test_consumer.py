@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from hub.consumer import SqsConsumer, backoff_seconds
 from hub.events import Envelope
@@ -107,15 +109,42 @@ def test_a_batch_handler_gets_one_call_per_receive(stack, sqs) -> None:
     assert drain(sqs, url, expect=0, timeout=0.2) == []
 
 
-def test_stop_finishes_promptly(stack, sqs) -> None:
+class _PollWatch:
+    """The real SQS client, with a note of when a receive starts and returns (to see a poll in flight)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.started = threading.Event()
+        self.returned = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        self.started.set()
+        try:
+            return self._client.receive_message(**kwargs)
+        finally:
+            self.returned.set()
+
+
+def test_stop_during_a_long_poll_finishes_promptly(stack, sqs) -> None:
+    """The real case: a 10 s long poll on an empty queue is in flight when the stop arrives."""
     _, result = stack
-    consumer = SqsConsumer(sqs, result.queues["lake-writer"], lambda e: None, wait_seconds=1)
+    watched = _PollWatch(sqs)
+    consumer = SqsConsumer(watched, result.queues["lake-writer"], lambda e: None, wait_seconds=10)
     stop = threading.Event()
-    thread = threading.Thread(target=consumer.run, args=(stop,))
+    thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
     thread.start()
+    assert watched.started.wait(5), "the consumer never polled"
+    time.sleep(0.5)
+    assert not watched.returned.is_set(), "the poll returned early: no long poll in flight to stop"
+    stopped_at = time.monotonic()
     stop.set()
-    thread.join(5)
-    assert not thread.is_alive()
+    thread.join(3)
+    assert not thread.is_alive(), "the stop waited out the 10 s long poll"
+    assert time.monotonic() - stopped_at < 3
+    assert not watched.returned.is_set()  # the consumer ended while the poll was still waiting
 
 
 def test_dead_letters_can_be_listed_and_redriven(stack, sqs) -> None:

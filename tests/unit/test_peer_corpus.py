@@ -157,7 +157,9 @@ def test_every_refusal_is_precise(outcomes: tuple[FileOutcome, ...]) -> None:
 
 
 def test_every_message_not_refused_is_a_document(outcomes: tuple[FileOutcome, ...]) -> None:
-    for m in _messages(outcomes):
+    messages = _messages(outcomes)
+    assert messages, "no peer corpus message read: the loop would check nothing"
+    for m in messages:
         assert (m.doc is None) != (m.error is None), (m.file, m.index)
         if m.doc is not None:
             assert m.doc["segments"][0]["id"] == "MSH", (m.file, m.index)
