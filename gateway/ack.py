@@ -23,9 +23,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import logging
-import os
 import re
-import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -35,6 +33,7 @@ from gateway.problems import Problem
 from hub import er7
 from hub.er7 import Delimiters, Header
 from hub.ids import new_message_id
+from hub.tracebacks import exception_location
 
 log = logging.getLogger(__name__)
 
@@ -437,11 +436,3 @@ def _encode(text: str, codec: str) -> bytes:
         return text.encode(codec, errors="replace")
     except (LookupError, UnicodeError, ValueError, TypeError):
         return text.encode("utf-8", errors="replace")
-
-
-def exception_location(exc: BaseException) -> str:
-    """file:line where an exception was raised (its innermost frame): a location, never its text."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return "unknown"
-    return f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}"

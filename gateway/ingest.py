@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.ack import exception_location
 from gateway.auth import Principal
 from gateway.backlog import BacklogMonitor
 from gateway.dedup import Claim, ClaimState, DedupStore, DedupUnavailable, Fingerprint
@@ -17,6 +16,7 @@ from hub import er7
 from hub.events import Envelope, Event, Format, utc_timestamp
 from hub.ids import new_message_id
 from hub.publisher import HubRejected, HubUnavailable, Publisher
+from hub.tracebacks import exception_location
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.events import Envelope, EnvelopeError
+from hub.tracebacks import exception_location
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,6 @@ class ConsumerStats:
 def backoff_seconds(failures: int, base: int, maximum: int) -> int:
     """Delay before the next try: base, 2·base, 4·base … capped."""
     return int(min(maximum, base * 2 ** max(0, failures - 1)))
-
-
-def failure_location(exc: BaseException) -> str:
-    """Where an exception was raised (file:line), for logs that must not quote its text."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    return f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -309,7 +303,7 @@ class SqsConsumer:
             self._max_failures,
             "dead-lettering" if give_up else f"retry_in={delay}s",
             exc.__class__.__name__,
-            failure_location(exc),
+            exception_location(exc),
         )
         try:
             if give_up:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from hub.er7 import Er7Error
 from hub.events import Envelope, Event, Format
 from hub.payloads import PayloadStore, load_payload
 from hub.publisher import Publisher
+from hub.tracebacks import exception_location
 from workers.er7_staging import validation
 from workers.er7_staging.document import collecting_findings, parse_document
 
@@ -68,13 +68,11 @@ class Er7StagingHandler:
             return self._failure(envelope, err.to_dict())
         except Exception as exc:  # a parser bug must not poison the queue: report it as a failure
             # Where, not what: an exception's text may quote message content (no PHI in logs).
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
             log.error(
-                "parser crashed id=%s error=%s at %s:%s",
+                "parser crashed id=%s error=%s at %s",
                 envelope.id,
                 exc.__class__.__name__,
-                frame.filename.rsplit("/", 1)[-1],
-                frame.lineno,
+                exception_location(exc),
             )
             return self._failure(envelope, {"reason": f"internal parser error ({exc.__class__.__name__})"})
         cpu_ms = (time.process_time() - started) * 1000
