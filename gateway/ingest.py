@@ -82,6 +82,13 @@ def unexpected(exc: BaseException) -> Problem:
     return internal_error(error_id)
 
 
+def hub_rejected(message_id: str) -> Problem:
+    """The hub refused an event of ours (SNS InvalidParameter): a defect, not something a retry cures."""
+    error_id = new_message_id()
+    log.error("hub rejected event id=%s error_id=%s", message_id, error_id)
+    return internal_error(error_id)
+
+
 def _bad_message(err: er7.Er7Error, rejected_id: str | None) -> Problem:
     details = {**err.to_dict(), "id": rejected_id}
     return Problem(400, "bad_message", str(err), details=details)
@@ -261,15 +268,7 @@ class IngestService:
         claim = claimed.claim
         if isinstance(outcome, HubRejected):
             self._abandon(claim)
-            error_id = new_message_id()
-            log.error("hub rejected event id=%s error_id=%s", claim.message_id, error_id)
-            raise Problem(
-                500,
-                "internal",
-                "the hub refused this message's event: a defect on our side, not in your message; "
-                f"not acknowledged (error id {error_id})",
-                details={"errorId": error_id},
-            )
+            raise hub_rejected(claim.message_id)
         if isinstance(outcome, HubUnavailable):
             self._abandon(claim)
             raise unavailable(str(outcome))
@@ -392,8 +391,10 @@ class IngestService:
         )
         try:
             self._publisher.publish(envelope)
-        except (HubUnavailable, HubRejected) as exc:
+        except HubUnavailable as exc:
             raise unavailable(str(exc)) from None
+        except HubRejected:
+            raise hub_rejected(batch_id) from None
         log.info(
             "batch accepted whole id=%s source=%s messages=%d bytes=%d",
             batch_id,
