@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -50,6 +51,17 @@ def _ready(url: str, mllp_port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", mllp_port)) == 0
 
 
+def stop(process: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """SIGTERM, as Ctrl-C would; SIGKILL only when it does not stop in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @contextmanager
 def running_stack(
     run_dir: Path, timeout: float = 120, prefix: str | None = None, **settings: str
@@ -81,10 +93,4 @@ def running_stack(
             time.sleep(0.2)
         yield RunningStack(url, mllp_port, env, process)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)

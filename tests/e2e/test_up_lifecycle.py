@@ -16,7 +16,7 @@ import pytest
 
 from hl7lake.emulator import free_port, port_in_use
 from tests.conftest import EXTERNAL_ENDPOINT
-from tests.e2e.running import running_stack
+from tests.e2e.running import running_stack, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -46,13 +46,7 @@ def up(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
 
 
 def output_within(process: subprocess.Popen[str], timeout: float) -> str:
