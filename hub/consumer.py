@@ -61,6 +61,14 @@ def backoff_seconds(failures: int, base: int, maximum: int) -> int:
     return int(min(maximum, base * 2 ** max(0, failures - 1)))
 
 
+def _visibility_entries(messages: list[dict[str, Any]], seconds: int) -> list[dict[str, Any]]:
+    """ChangeMessageVisibilityBatch entries giving each received message `seconds` of invisibility."""
+    return [
+        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": seconds}
+        for i, m in enumerate(messages)
+    ]
+
+
 def failure_reason(exc: BaseException) -> str:
     """What the DLQ and the logs say: the exception class and its bounded text (never a message body:
     handlers raise for infrastructure failures; bad messages become `message.failed` events)."""
@@ -195,10 +203,7 @@ class SqsConsumer:
 
     def _release(self, messages: list[dict[str, Any]]) -> None:
         """Messages an abandoned poll received: visible again now, for the next worker."""
-        entries = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-            for i, m in enumerate(messages)
-        ]
+        entries = _visibility_entries(messages, 0)
         try:
             self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
             log.info("released name=%s messages=%d received while stopping", self.name, len(entries))
@@ -232,10 +237,7 @@ class SqsConsumer:
 
     def _extend_visibility(self, messages: list[dict[str, Any]], done: threading.Event) -> None:
         assert self._visibility
-        entries = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self._visibility}
-            for i, m in enumerate(messages)
-        ]
+        entries = _visibility_entries(messages, self._visibility)
         while not done.wait(self._visibility / 2):
             try:
                 self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
