@@ -63,8 +63,10 @@ def build_ingest(
     ddb: Any = None,
     topic_arn: str | None = None,
     sqs: Any = None,
+    backlog_limit: int | None = None,
 ) -> IngestService:
-    """The ingest path (dedup store + hub publisher) every front door shares: HTTP and MLLP."""
+    """The ingest path (dedup store + hub publisher) every front door shares: HTTP, MLLP and the batch
+    splitter. ``backlog_limit``: the hub backlog it yields to (default HL7LAKE_MAX_BACKLOG)."""
     sns = aws.client("sns", settings.region) if sns is None else sns
     s3 = aws.client("s3", settings.region) if s3 is None else s3
     ddb = aws.client("dynamodb", settings.region) if ddb is None else ddb
@@ -80,7 +82,7 @@ def build_ingest(
         sqs = aws.client("sqs", settings.region) if sqs is None else sqs
         backlog = BacklogMonitor(
             sqs_depth_reader(sqs, subscriber_queue_urls(sqs, settings)),
-            settings.max_backlog,
+            settings.max_backlog if backlog_limit is None else backlog_limit,
             refresh_seconds=settings.backlog_refresh_seconds,
         )
     return IngestService(

@@ -427,6 +427,10 @@ class IngestService:
     def backlog(self) -> BacklogMonitor | None:
         return self._backlog
 
+    @property
+    def publisher(self) -> Publisher:
+        return self._publisher
+
     def _refuse_when_behind(self) -> None:
         if self._backlog is None:
             return
