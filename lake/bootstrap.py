@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from hub import aws
-from hub.consumer import Handler
+from hub.consumer import Batched
 from hub.payloads import S3PayloadStore
 from hub.runtime import WorkerSettings, run_worker
 from lake.catalog import DynamoCatalog
@@ -15,7 +15,7 @@ from lake.writer import LakeWriter
 NAME = "lake-writer"
 
 
-def build_handler(settings: WorkerSettings) -> Handler:
+def build_handler(settings: WorkerSettings) -> Batched:
     s3 = aws.worker_client("s3", settings.region)
     writer = LakeWriter(
         objects=S3ObjectStore(s3, settings.lake_bucket_name),
@@ -25,7 +25,7 @@ def build_handler(settings: WorkerSettings) -> Handler:
         ),
         payloads=S3PayloadStore(s3, settings.payload_bucket_name),
     )
-    return writer.handle
+    return Batched(writer.handle_batch)
 
 
 def run(settings: WorkerSettings | None = None, stop: threading.Event | None = None) -> None:

@@ -7,6 +7,8 @@ a `failed` event never overrides `parsed`, so events may arrive in any order and
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +20,14 @@ RECEIVED, PARSED, FAILED = "received", "parsed", "failed"
 # A batch body accepted whole: `processing` until the splitter's outcomes arrive, then `completed`.
 PROCESSING, COMPLETED = "processing", "completed"
 BATCH_KIND = "batch"
+# BatchWriteItem takes at most 25 puts; unprocessed ones are retried this many times, backing off.
+MAX_BATCH_WRITE = 25
+BATCH_WRITE_TRIES = 4
+BATCH_WRITE_BACKOFF_SECONDS = 0.05
+
+
+class CatalogWriteError(RuntimeError):
+    """An item DynamoDB left unprocessed after every retry: its event fails, and the consumer retries it."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,27 @@ class Catalog(Protocol):
     def record_failed(
         self, entry: CatalogEntry, raw_uri: str | None, error_uri: str, error: dict[str, Any]
     ) -> None: ...
+
+    def record_many(self, items: Sequence[dict[str, Any]]) -> list[BaseException | None]:
+        """Unconditional puts only (a `parsed_item`, a completed `batch_item`: states that win over
+        everything), in as few calls as the store allows. One outcome per item, None when written;
+        items sharing an id (a redelivery) are written once, the last one, and share its outcome."""
+        ...
+
+
+def _last_per_id(items: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The last item of each id, in order of first appearance."""
+    kept: dict[str, dict[str, Any]] = {}
+    for item in items:
+        kept[item["id"]] = item
+    return kept
+
+
+def is_unconditional(item: dict[str, Any]) -> bool:
+    """Whether an item may be written without a condition (its status wins over every other)."""
+    if item.get("kind") == BATCH_KIND:
+        return bool(item["status"] == COMPLETED)
+    return bool(item.get("status") == PARSED)
 
 
 def batch_item(
@@ -161,6 +192,51 @@ class DynamoCatalog:
             "attribute_not_exists(#id) OR #s = :received OR #s = :failed",
         )
 
+    def record_many(self, items: Sequence[dict[str, Any]]) -> list[BaseException | None]:
+        """BatchWriteItem, 25 puts a call (it carries no conditions, hence unconditional items only; it
+        refuses two puts of one key, hence one item per id). Unprocessed items are sent again a few
+        times with a short back-off; one still unprocessed fails its item."""
+        for item in items:
+            if not is_unconditional(item):
+                raise ValueError(f"record_many takes unconditional items only (id={item['id']})")
+        kept = _last_per_id(items)
+        errors: dict[str, BaseException] = {}
+        ids = list(kept)
+        for start in range(0, len(ids), MAX_BATCH_WRITE):
+            chunk = ids[start : start + MAX_BATCH_WRITE]
+            try:
+                left = self._write_chunk([kept[i] for i in chunk])
+            except Exception as exc:  # the call itself failed: every item of this chunk fails
+                errors.update(dict.fromkeys(chunk, exc))
+                continue
+            for message_id in left:
+                errors[message_id] = CatalogWriteError(
+                    f"catalog item id={message_id} unprocessed after {BATCH_WRITE_TRIES} tries"
+                )
+        return [errors.get(item["id"]) for item in items]
+
+    def _write_chunk(self, items: list[dict[str, Any]]) -> list[str]:
+        """Writes up to 25 items; returns the ids still unprocessed after every try."""
+        stamp = utc_timestamp()
+        requests = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        k: self._serializer.serialize(v) for k, v in {**item, "updatedAt": stamp}.items()
+                    }
+                }
+            }
+            for item in items
+        ]
+        for attempt in range(BATCH_WRITE_TRIES):
+            if attempt:
+                time.sleep(BATCH_WRITE_BACKOFF_SECONDS * 2 ** (attempt - 1))
+            response = self._ddb.batch_write_item(RequestItems={self._table: requests})
+            requests = (response.get("UnprocessedItems") or {}).get(self._table) or []
+            if not requests:
+                return []
+        return [request["PutRequest"]["Item"]["id"]["S"] for request in requests]
+
 
 class MemoryCatalog:
     """Same semantics as DynamoCatalog, on a dict."""
@@ -187,3 +263,11 @@ class MemoryCatalog:
         self, entry: CatalogEntry, raw_uri: str | None, error_uri: str, error: dict[str, Any]
     ) -> None:
         self._put(failed_item(entry, raw_uri, error_uri, error), over=(None, RECEIVED, FAILED))
+
+    def record_many(self, items: Sequence[dict[str, Any]]) -> list[BaseException | None]:
+        for item in items:
+            if not is_unconditional(item):
+                raise ValueError(f"record_many takes unconditional items only (id={item['id']})")
+        for item in _last_per_id(items).values():
+            self._put(item)
+        return [None] * len(items)

@@ -6,12 +6,23 @@ import base64
 import json
 import logging
 import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from hub.events import Envelope, Event
 from hub.payloads import PayloadStore, load_payload
 from lake import layout
-from lake.catalog import Catalog, CatalogEntry, batch_item
+from lake.catalog import (
+    COMPLETED,
+    Catalog,
+    CatalogEntry,
+    batch_item,
+    failed_item,
+    parsed_item,
+    received_item,
+)
 from lake.objects import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -21,24 +32,122 @@ def _json_bytes(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+# The object writes of a receive run side by side in this many threads (each a blocking S3 call).
+OBJECT_WRITE_THREADS = 8
+# A message's first event is superseded by a later one of the same id in the same receive.
+_FIRST = (Event.RECEIVED, Event.BATCH_RECEIVED)
+_LATER = (Event.PARSED, Event.FAILED, Event.BATCH_COMPLETED)
+
+
+@dataclass
+class _Write:
+    """One envelope's catalog write, once its objects are in the lake: an unconditional item (written
+    with others in one batch call) or a conditional put of its own."""
+
+    envelope: Envelope
+    item: dict[str, Any]
+    conditional: Callable[[], None] | None = None
+    log_args: tuple[Any, ...] = field(default_factory=tuple)
+
+
 class LakeWriter:
     def __init__(self, objects: ObjectStore, catalog: Catalog, payloads: PayloadStore) -> None:
         self._objects = objects
         self._catalog = catalog
         self._payloads = payloads
-        # Events of one message are applied one at a time in this process. DynamoDB's UpdateItem is
-        # atomic on AWS, but moto's is not: a `received` and a `parsed` update racing in two threads
-        # could leave status=received beside a parsed location (seen in the end-to-end test).
+        # Events of one message are applied one at a time in this process (its objects, then its
+        # catalog write): the emulator's conditional writes are not atomic, and two events of one id
+        # racing could otherwise leave an earlier status beside a later location.
         self._locks = [threading.Lock() for _ in range(64)]
+        # Threads are started on first use, so a writer that never sees a batch starts none.
+        self._pool = ThreadPoolExecutor(max_workers=OBJECT_WRITE_THREADS, thread_name_prefix="lake-objects")
+
+    def _lock(self, message_id: str) -> threading.Lock:
+        return self._locks[self._lock_index(message_id)]
+
+    def _lock_index(self, message_id: str) -> int:
+        return hash(message_id) % len(self._locks)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
     def handle(self, envelope: Envelope) -> None:
-        with self._locks[hash(envelope.id) % len(self._locks)]:
-            self._handle(envelope)
+        outcome = self.handle_batch([envelope])[0]
+        if outcome is not None:
+            raise outcome
 
-    def _handle(self, envelope: Envelope) -> None:
+    def handle_batch(self, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
+        """Writes a receive's events: every envelope's objects concurrently, then the catalog, the
+        unconditional items (parsed, completed batch) together in BatchWriteItem calls and the
+        conditional ones (received, failed, processing batch) one put each. An outcome is None when
+        the envelope is in the lake, else the error that failed it alone (the consumer retries it)."""
+        outcomes: list[BaseException | None] = [None] * len(envelopes)
+        writes: dict[int, _Write] = {}
+        results: list[_Write | BaseException]
+        if len(envelopes) == 1:  # no thread hand-off for a single event
+            results = [self._objects_of_locked(envelopes[0])]
+        else:
+            futures = [self._pool.submit(self._objects_of_locked, envelope) for envelope in envelopes]
+            results = [future.result() for future in futures]
+        for index, result in enumerate(results):
+            if isinstance(result, BaseException):
+                outcomes[index] = result
+            else:
+                writes[index] = result
+        # The catalog phase holds the locks of every id it writes (taken in one order: no deadlock).
+        lock_indexes = sorted({self._lock_index(w.envelope.id) for w in writes.values()})
+        for lock_index in lock_indexes:
+            self._locks[lock_index].acquire()
+        try:
+            self._catalog_writes(writes, outcomes)
+        finally:
+            for lock_index in reversed(lock_indexes):
+                self._locks[lock_index].release()
+        for index, write in writes.items():
+            if outcomes[index] is None:
+                log.info(*write.log_args)
+        return outcomes
+
+    def _catalog_writes(self, writes: dict[int, _Write], outcomes: list[BaseException | None]) -> None:
+        unconditional = [(i, w) for i, w in writes.items() if w.conditional is None]
+        if unconditional:
+            results = self._catalog.record_many([w.item for _, w in unconditional])
+            for (index, _), outcome in zip(unconditional, results, strict=True):
+                outcomes[index] = outcome
+        # Later statuses first; a first event (received, batch received) is skipped when a later
+        # event of its id is written in this receive (its objects are in the lake all the same).
+        conditional = sorted(
+            ((i, w) for i, w in writes.items() if w.conditional is not None),
+            key=lambda pair: pair[1].envelope.event in _FIRST,
+        )
+        superseded: set[str] = set()
+        for index, write in writes.items():
+            if write.envelope.event in _LATER and outcomes[index] is None and write.conditional is None:
+                superseded.add(write.envelope.id)
+        for index, write in conditional:
+            if write.envelope.event in _FIRST and write.envelope.id in superseded:
+                continue
+            assert write.conditional is not None
+            try:
+                write.conditional()
+            except Exception as exc:
+                outcomes[index] = exc
+                continue
+            if write.envelope.event in _LATER:
+                superseded.add(write.envelope.id)
+
+    def _objects_of_locked(self, envelope: Envelope) -> _Write | BaseException:
+        """An envelope's objects written (its catalog write returned), or the error that stopped it."""
+        try:
+            with self._lock(envelope.id):
+                return self._objects_of(envelope)
+        except Exception as exc:  # this envelope alone fails; the consumer retries it
+            return exc
+
+    def _objects_of(self, envelope: Envelope) -> _Write:
+        """Writes an envelope's objects; returns its catalog write."""
         if envelope.event in (Event.BATCH_RECEIVED, Event.BATCH_COMPLETED):
-            self._batch(envelope)
-            return
+            return self._batch(envelope)
         entry = CatalogEntry(
             id=envelope.id,
             source=envelope.source,
@@ -50,18 +159,21 @@ class LakeWriter:
             batch=envelope.batch,
         )
         if envelope.event is Event.RECEIVED:
-            self._received(envelope, entry)
+            write = self._received(envelope, entry)
         elif envelope.event is Event.PARSED:
-            self._parsed(envelope, entry)
+            write = self._parsed(envelope, entry)
         elif envelope.event is Event.FAILED:
-            self._failed(envelope, entry)
-        log.info(
+            write = self._failed(envelope, entry)
+        else:
+            raise ValueError(f"lake writer: unexpected event {envelope.event.value} id={envelope.id}")
+        write.log_args = (
             "lake write event=%s id=%s type=%s source=%s",
             envelope.event.value,
             envelope.id,
             envelope.message_type,
             envelope.source,
         )
+        return write
 
     def _key(self, area: str, envelope: Envelope, suffix: str | None = None) -> str:
         return layout.object_key(
@@ -73,7 +185,7 @@ class LakeWriter:
             suffix=suffix,
         )
 
-    def _batch(self, envelope: Envelope) -> None:
+    def _batch(self, envelope: Envelope) -> _Write:
         """A batch body accepted whole: its bytes as received, then its messages' outcomes."""
         raw_key = self._key(layout.BATCHES, envelope, suffix="hl7")
         outcomes_uri = None
@@ -87,32 +199,34 @@ class LakeWriter:
             key = self._key(layout.BATCHES, envelope)
             self._objects.put(key, _json_bytes(report), "application/json")
             outcomes_uri, summary = self._uri(key), report["batch"]
-        self._catalog.record_batch(
-            batch_item(
-                envelope.id, envelope.source, envelope.received_at, self._uri(raw_key), summary, outcomes_uri
-            )
+        item = batch_item(
+            envelope.id, envelope.source, envelope.received_at, self._uri(raw_key), summary, outcomes_uri
         )
-        log.info("lake write event=%s id=%s source=%s", envelope.event.value, envelope.id, envelope.source)
+        log_args = ("lake write event=%s id=%s source=%s", envelope.event.value, envelope.id, envelope.source)
+        if item["status"] == COMPLETED:
+            return _Write(envelope, item, log_args=log_args)
+        return _Write(envelope, item, lambda: self._catalog.record_batch(item), log_args)
 
-    def _received(self, envelope: Envelope, entry: CatalogEntry) -> None:
+    def _received(self, envelope: Envelope, entry: CatalogEntry) -> _Write:
         raw = load_payload(envelope, self._payloads)
         key = self._key(layout.RAW, envelope)
         self._objects.put(key, str(raw).encode("utf-8"), "application/hl7-v2; charset=utf-8")
-        self._catalog.record_received(entry, layout.s3_uri(self._objects.bucket, key))
+        uri = self._uri(key)
+        return _Write(envelope, received_item(entry, uri), lambda: self._catalog.record_received(entry, uri))
 
     def _uri(self, key: str) -> str:
         return layout.s3_uri(self._objects.bucket, key)
 
-    def _parsed(self, envelope: Envelope, entry: CatalogEntry) -> None:
+    def _parsed(self, envelope: Envelope, entry: CatalogEntry) -> _Write:
         document = load_payload(envelope, self._payloads)
         key = self._key(layout.PARSED, envelope)
         self._objects.put(key, _json_bytes(document), "application/json")
         findings = list(envelope.extra.get("findings") or [])
         # The raw object's key follows from the metadata: its `received` event writes it (or has).
         raw_uri = self._uri(self._key(layout.RAW, envelope))
-        self._catalog.record_parsed(entry, raw_uri, self._uri(key), findings)
+        return _Write(envelope, parsed_item(entry, raw_uri, self._uri(key), findings))
 
-    def _failed(self, envelope: Envelope, entry: CatalogEntry) -> None:
+    def _failed(self, envelope: Envelope, entry: CatalogEntry) -> _Write:
         error = envelope.error or {"reason": "unknown failure"}
         raw_uri = self._uri(self._key(layout.RAW, envelope))
         if envelope.payload is not None or envelope.payload_ref is not None:
@@ -136,4 +250,9 @@ class LakeWriter:
             "error": error,
         }
         self._objects.put(key, _json_bytes(record), "application/json")
-        self._catalog.record_failed(entry, raw_uri, self._uri(key), error)
+        error_uri = self._uri(key)
+        return _Write(
+            envelope,
+            failed_item(entry, raw_uri, error_uri, error),
+            lambda: self._catalog.record_failed(entry, raw_uri, error_uri, error),
+        )

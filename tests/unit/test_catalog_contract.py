@@ -127,3 +127,78 @@ def test_a_batch_item_goes_processing_to_completed_never_back(catalog: tuple[Cat
         "s3://lake/batches/b.json",
     )
     assert item["kind"] == "batch" and "sortKey" not in item  # never in the message list's index
+
+
+def _entry(i: int) -> CatalogEntry:
+    return CatalogEntry(
+        id=f"01JMANY{i:04d}",
+        source="hospital-a",
+        message_type="ADT^A01",
+        control_id=f"C{i}",
+        received_at="2026-01-02T03:04:05Z",
+    )
+
+
+def test_record_many_writes_more_than_25_items(catalog: tuple[Catalog, Reader]) -> None:
+    from lake.catalog import parsed_item
+
+    store, read = catalog
+    items = [
+        parsed_item(_entry(i), f"s3://lake/raw/{i}.hl7", f"s3://lake/parsed/{i}.json", []) for i in range(60)
+    ]
+    assert store.record_many(items) == [None] * 60
+    for i in (0, 24, 25, 49, 50, 59):
+        item = read(f"01JMANY{i:04d}")
+        assert (item["status"], item["parsed"], item["controlId"]) == (
+            "parsed",
+            f"s3://lake/parsed/{i}.json",
+            f"C{i}",
+        )
+        assert "updatedAt" in item
+
+
+def test_record_many_keeps_one_item_per_id(catalog: tuple[Catalog, Reader]) -> None:
+    from lake.catalog import parsed_item
+
+    store, read = catalog
+    first = parsed_item(ENTRY, RAW, PARSED, [])
+    again = parsed_item(ENTRY, RAW, "s3://lake/parsed/again.json", [{"code": "length", "where": "PID-5"}])
+    other = parsed_item(_entry(1), RAW, PARSED, [])
+    assert store.record_many([first, other, again]) == [None, None, None]  # DynamoDB refuses duplicates
+    item = read(ENTRY.id)
+    assert item["parsed"] == "s3://lake/parsed/again.json" and item["findings"][0]["where"] == "PID-5"
+    assert read(_entry(1).id)["status"] == "parsed"
+
+
+def test_record_many_keeps_the_order_rules(catalog: tuple[Catalog, Reader]) -> None:
+    from lake.catalog import batch_item, parsed_item
+
+    store, read = catalog
+    EVENTS["failed"](store)
+    completed = batch_item("01JBATCH", "hospital-a", "2026-01-02T03:04:05Z", "s3://lake/batches/b.hl7",
+                           {"messages": 3, "accepted": 3}, "s3://lake/batches/b.json")  # fmt: skip
+    assert store.record_many([parsed_item(ENTRY, RAW, PARSED, []), completed]) == [None, None]
+    item = read(ENTRY.id)
+    assert item["status"] == "parsed" and "error" not in item  # parsed wins over failed
+    EVENTS["received"](store)  # a later received never downgrades parsed
+    EVENTS["failed"](store)  # nor does a later failure
+    assert read(ENTRY.id)["status"] == "parsed" and "error" not in read(ENTRY.id)
+    store.record_batch(batch_item("01JBATCH", "hospital-a", "2026-01-02T03:04:05Z",
+                                  "s3://lake/batches/b.hl7", {"messages": 3}, None))  # fmt: skip
+    assert read("01JBATCH")["status"] == "completed"
+
+
+@pytest.mark.parametrize("status", ["received", "failed", "processing"])
+def test_record_many_refuses_conditional_items(catalog: tuple[Catalog, Reader], status: str) -> None:
+    from lake.catalog import batch_item, failed_item, received_item
+
+    store, read = catalog
+    item = {
+        "received": received_item(ENTRY, RAW),
+        "failed": failed_item(ENTRY, RAW, ERROR, {"reason": "x"}),
+        "processing": batch_item("01JCAT", "hospital-a", "2026-01-02T03:04:05Z", RAW, {"messages": 1}, None),
+    }[status]
+    EVENTS["parsed"](store)
+    with pytest.raises(ValueError):
+        store.record_many([item])
+    assert read(ENTRY.id)["status"] == "parsed"
