@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -53,7 +55,13 @@ class ObserveRequests:
 
 
 def create_app(services: GatewayServices) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.ingest.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="hl7lake front door",
         version="0.1.0",
         description="Send HL7 v2 (ER7) messages to the lake and read them back parsed.",

@@ -13,6 +13,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 from gateway.app import create_app
 from gateway.auth import Jwks, TokenVerifier, cognito_user_attributes
 from gateway.backlog import BacklogMonitor, sqs_depth_reader
+from gateway.completions import DeferredCompletions
 from gateway.config import GatewaySettings
 from gateway.dedup import DynamoDedupStore
 from gateway.ingest import IngestService
@@ -74,8 +75,11 @@ def build_ingest(
     publisher = SnsPublisher(
         sns, topic_arn, S3PayloadStore(s3, settings.payload_bucket_name), settings.max_inline_bytes
     )
-    dedup = DynamoDedupStore(
-        ddb, settings.dedup_table_name, settings.dedup_ttl_seconds, settings.in_progress_seconds
+    dedup = DeferredCompletions(
+        DynamoDedupStore(
+            ddb, settings.dedup_table_name, settings.dedup_ttl_seconds, settings.in_progress_seconds
+        ),
+        linger_seconds=settings.dedup_complete_linger_seconds,
     )
     backlog = None
     if settings.max_backlog > 0:

@@ -15,6 +15,9 @@ class GatewaySettings(HubSettings):
     # (same id: a takeover never doubles the message). Above the worst-case time of one ingest with
     # bounded AWS calls, so a slow request is rarely taken over.
     in_progress_seconds: int = 15
+    # Dedup completions are written in batches (BatchWriteItem) collected for up to this long; 0 writes
+    # each at once. A resend to another front door within this window is answered 503 in_progress.
+    dedup_complete_linger_seconds: float = 0.2
     # Cognito: found by name when not given.
     user_pool_id: str | None = None
     client_id: str | None = None

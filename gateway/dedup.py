@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
@@ -156,8 +156,10 @@ class DynamoDedupStore:
         self._clock = clock
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
+        if "RequestItems" not in kwargs:  # batch calls name their tables inside
+            kwargs["TableName"] = self._table
         try:
-            return getattr(self._ddb, operation)(TableName=self._table, **kwargs)
+            return getattr(self._ddb, operation)(**kwargs)
         except self._ddb.exceptions.ConditionalCheckFailedException:
             raise
         except Exception as exc:
@@ -244,6 +246,21 @@ class DynamoDedupStore:
             ExpressionAttributeValues={":id": {"S": claim.message_id}},
         )
 
+    def complete_many(self, claims: Sequence[Claim]) -> list[Claim]:
+        """BatchWriteItem (≤25): no condition is needed, a claim keeps its message id for life (a
+        takeover reuses it), so a late completion can only say what is true. Returns the unwritten."""
+        now = int(self._clock())
+        by_key = {claim.key: claim for claim in claims}  # one write per record, the latest claim
+        requests = [{"PutRequest": {"Item": self._item(c, COMPLETED, now)}} for c in by_key.values()]
+        for attempt in range(3):
+            response = self._call("batch_write_item", RequestItems={self._table: requests})
+            requests = response.get("UnprocessedItems", {}).get(self._table, [])
+            if not requests:
+                return []
+            time.sleep(0.05 * 2**attempt)
+        unwritten = {r["PutRequest"]["Item"]["key"]["S"] for r in requests}
+        return [c for c in claims if c.key in unwritten]
+
     def abandon(self, claim: Claim) -> None:
         """The publish failed (it may still have reached the hub): let the next retry take over now."""
         now = int(self._clock())
@@ -310,6 +327,13 @@ class MemoryDedupStore:
         self._check()
         if self.records.get(claim.key, {}).get("messageId") == claim.message_id:
             self._put(claim, COMPLETED, int(self._clock()))
+
+    def complete_many(self, claims: Sequence[Claim]) -> list[Claim]:
+        self._check()
+        now = int(self._clock())
+        for claim in claims:
+            self._put(claim, COMPLETED, now)
+        return []
 
     def abandon(self, claim: Claim) -> None:
         self._check()

@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway.auth import Principal
 from gateway.backlog import BacklogMonitor
+from gateway.completions import DeferredCompletions
 from gateway.dedup import Claim, ClaimState, DedupStore, DedupUnavailable, Fingerprint
 from gateway.problems import Problem, in_progress, internal_error, unavailable
 from hub import er7
@@ -422,6 +423,16 @@ class IngestService:
                 "send them in several requests",
                 details={"messages": count, "limit": self._max_messages},
             )
+
+    def flush(self) -> None:
+        """Writes the dedup completions still waiting for their batch (see gateway.completions)."""
+        if isinstance(self._dedup, DeferredCompletions):
+            self._dedup.flush()
+
+    def close(self) -> None:
+        """Before the process stops: nothing pending is left behind."""
+        if isinstance(self._dedup, DeferredCompletions):
+            self._dedup.close()
 
     @property
     def backlog(self) -> BacklogMonitor | None:

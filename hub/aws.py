@@ -49,6 +49,10 @@ def client_config(*, read_timeout: float | None = None, max_attempts: int | None
         connect_timeout=settings.connect_timeout,
         read_timeout=read_timeout or settings.read_timeout,
         max_pool_connections=32,
+        # botocore ≥1.36 computes a CRC32 of every S3 body and sends it aws-chunked by default: CPU
+        # on both ends for an integrity check TLS already gives (docs/decisions/0010).
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
     )
 
 

@@ -45,4 +45,8 @@ async def serve(server: MllpServer) -> None:
 
 
 def run(settings: MllpSettings | None = None) -> None:
-    asyncio.run(serve(build_server(settings)))
+    server = build_server(settings)
+    asyncio.run(serve(server))
+    close = getattr(server.ingest, "close", None)  # dedup completions still waiting for their batch
+    if close is not None:
+        close()

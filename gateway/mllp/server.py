@@ -130,6 +130,10 @@ class MllpServer:
         )
 
     @property
+    def ingest(self) -> Ingest:
+        return self._ingest
+
+    @property
     def addresses(self) -> list[tuple[str, int]]:
         """(host, port) each listener is bound to, in configuration order (port 0 resolved)."""
         return list(self._bound)

@@ -65,6 +65,7 @@ class BatchSplitter:
             )
             if self._rest_per_work and start + self._chunk < total:
                 self._sleep((self._clock() - began) * self._rest_per_work)
+        self._ingest.flush()  # the claims completed before the batch's event is deleted
         report = batch_answer(envelope.id, results, batch.declared_counts, problems)
         self._publisher.publish(envelope.derive(Event.BATCH_COMPLETED, Format.JSON, payload=report))
         log.info(

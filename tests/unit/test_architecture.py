@@ -24,9 +24,9 @@ WRITE_CALLS = {
 }
 ALLOWED = {
     "lake/objects.py": {"put_object"},  # the lake bucket
-    "lake/catalog.py": {"put_item"},  # the catalog table
+    "lake/catalog.py": {"put_item", "batch_write_item"},  # the catalog table
     "hub/payloads.py": {"put_object"},  # the artifact bucket (claim check), never the lake
-    "gateway/dedup.py": {"put_item"},  # the dedup table, never the catalog
+    "gateway/dedup.py": {"put_item", "batch_write_item"},  # the dedup table, never the catalog
 }
 
 
