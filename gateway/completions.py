@@ -91,8 +91,9 @@ class DeferredCompletions:
         """Writes every pending completion now (the caller waits, also for a write under way)."""
         while batch := self._take():
             self._write(batch)
-        with self._flushing:  # a batch the background thread took is written too
-            pass
+        with self._lock:  # a batch the background thread took is written too
+            while self._writing:
+                self._lock.wait(timeout=1.0)
 
     def close(self) -> None:
         self._closed = True
@@ -147,3 +148,4 @@ class DeferredCompletions:
             with self._lock:
                 for claim in batch:  # written or given up: a claim left in progress is taken over later
                     self._writing.pop(claim.message_id, None)
+                self._lock.notify_all()
