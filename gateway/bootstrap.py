@@ -20,6 +20,7 @@ from gateway.ingest import IngestService
 from gateway.lake_reader import DynamoLakeReader
 from gateway.services import GatewayServices
 from hub import aws
+from hub.group_commit import GroupCommitPublisher
 from hub.payloads import S3PayloadStore
 from hub.publisher import SnsPublisher
 from hub.topology import SUBSCRIPTIONS
@@ -72,8 +73,10 @@ def build_ingest(
     s3 = aws.client("s3", settings.region) if s3 is None else s3
     ddb = aws.client("dynamodb", settings.region) if ddb is None else ddb
     topic_arn = topic_arn or settings.topic_arn or aws.resolve_topic_arn(sns, settings.topic_name)
-    publisher = SnsPublisher(
-        sns, topic_arn, S3PayloadStore(s3, settings.payload_bucket_name), settings.max_inline_bytes
+    publisher = GroupCommitPublisher(
+        SnsPublisher(
+            sns, topic_arn, S3PayloadStore(s3, settings.payload_bucket_name), settings.max_inline_bytes
+        )
     )
     dedup = DeferredCompletions(
         DynamoDedupStore(
