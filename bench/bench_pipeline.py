@@ -364,6 +364,11 @@ def print_report(r: dict[str, Any]) -> None:
     )
     ours = sum(v for k, v in s["cpu_ms_per_message"].items() if k != "emulator")
     print(f"    our processes together {ours:.1f} ms")
+    # What the machine allows at all: every process's CPU per message spread over every core.
+    everything = sum(s["cpu_ms_per_message"].values())
+    bound = r["cores"] * 1000 / everything if everything else 0.0
+    print(f"    all processes {everything:.1f} ms on {r['cores']} cores: at most {bound:.0f} msg/s here"
+          f" ({bound / ceiling:.0%} of the ceiling)")  # fmt: skip
     print("  peak RSS MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(r["peak_rss_mib"].items())))
     print(f"  estimated USD per million messages on AWS (request prices, {r['date'][:7]}): "
           f"${s['usd_per_million_messages']:.2f}")  # fmt: skip
