@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import inspect
 import io
 import itertools
@@ -34,6 +35,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -106,6 +108,23 @@ HEADER = (
 # --- the server (a subprocess) ------------------------------------------------------------------
 
 
+def _fakes() -> tuple[Any, Any, Any]:
+    """The in-memory dedup store, lake reader and hub of the code under test: in tests/fakes, or in the
+    production packages at a --baseline-ref older than their move."""
+    try:
+        from tests.fakes.dedup import MemoryDedupStore
+        from tests.fakes.hub import MemoryHub
+        from tests.fakes.lake_reader import MemoryLakeReader
+    except ImportError:
+        old = {
+            "gateway.dedup": "MemoryDedupStore",
+            "gateway.lake_reader": "MemoryLakeReader",
+            "hub.memory": "MemoryHub",
+        }
+        return tuple(getattr(importlib.import_module(module), name) for module, name in old.items())
+    return MemoryDedupStore, MemoryLakeReader, MemoryHub
+
+
 def serve(args: argparse.Namespace) -> None:
     """Run the gateway with in-memory fakes on this process's CPU until terminated."""
     sys.path.insert(0, args.code_root)
@@ -115,12 +134,11 @@ def serve(args: argparse.Namespace) -> None:
     from gateway.app import create_app
     from gateway.auth import Jwks, TokenVerifier
     from gateway.config import GatewaySettings
-    from gateway.dedup import MemoryDedupStore
     from gateway.ingest import IngestService
-    from gateway.lake_reader import MemoryLakeReader
     from gateway.services import GatewayServices
-    from hub.memory import MemoryHub
     from tests.tokens import CLIENT_ID, ISSUER
+
+    MemoryDedupStore, MemoryLakeReader, MemoryHub = _fakes()
 
     logging.basicConfig(  # as hl7lake.logs.configure: one INFO line per accepted message
         level=logging.INFO, filename=args.log_file, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

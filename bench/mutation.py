@@ -50,7 +50,7 @@ class Mutation:
 
 M = Mutation
 MUTATIONS: list[Mutation] = [
-    # lake/catalog.py: the out-of-order rules, on DynamoDB and in memory
+    # lake/catalog.py and its fake tests/fakes/lake.py: the out-of-order rules, on DynamoDB and in memory
     M(
         "catalog-dynamo-received-overwrites",
         "lake/catalog.py",
@@ -69,7 +69,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "catalog-memory-received-overwrites",
-        "lake/catalog.py",
+        "tests/fakes/lake.py",
         "over=(None, RECEIVED))",
         "over=None)",
         tuple(CATALOG),
@@ -77,9 +77,9 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "catalog-memory-failed-over-parsed",
-        "lake/catalog.py",
+        "tests/fakes/lake.py",
         "over=(None, RECEIVED, FAILED))",
-        "over=(None, RECEIVED, FAILED, PARSED))",
+        'over=(None, RECEIVED, FAILED, "parsed"))',
         tuple(CATALOG),
         "MemoryCatalog: `failed` overrides `parsed`",
     ),
@@ -110,7 +110,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "dedup-memory-expired-never-reclaimed",
-        "gateway/dedup.py",
+        "tests/fakes/dedup.py",
         'if record is None or record["expiresAt"] < now:',
         "if record is None:",
         tuple(DEDUP),

@@ -20,6 +20,7 @@ from gateway.ingest import IngestService
 from gateway.lake_reader import DynamoLakeReader
 from gateway.services import GatewayServices
 from hub import aws
+from hub.cognito import find_client, find_user_pool
 from hub.group_commit import GroupCommitPublisher
 from hub.payloads import S3PayloadStore
 from hub.publisher import SnsPublisher
@@ -30,22 +31,6 @@ log = logging.getLogger(__name__)
 
 def cognito_endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_COGNITO_IDP") or os.environ.get("AWS_ENDPOINT_URL")
-
-
-def find_user_pool(cognito: Any, name: str) -> str:
-    for page in cognito.get_paginator("list_user_pools").paginate(MaxResults=60):
-        for pool in page["UserPools"]:
-            if pool["Name"] == name:
-                return str(pool["Id"])
-    raise LookupError(f"Cognito user pool {name!r} not found: run `hl7lake bootstrap` first")
-
-
-def find_client(cognito: Any, pool_id: str, name: str) -> str:
-    for page in cognito.get_paginator("list_user_pool_clients").paginate(UserPoolId=pool_id, MaxResults=60):
-        for client in page["UserPoolClients"]:
-            if client["ClientName"] == name:
-                return str(client["ClientId"])
-    raise LookupError(f"Cognito app client {name!r} not found in {pool_id}: run `hl7lake bootstrap` first")
 
 
 def oidc_urls(settings: GatewaySettings, pool_id: str) -> tuple[str, str]:

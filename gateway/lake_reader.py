@@ -142,34 +142,3 @@ class DynamoLakeReader:
             return bytes(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         except self._s3.exceptions.NoSuchKey:
             return None
-
-
-class MemoryLakeReader:
-    def __init__(
-        self, items: dict[str, dict[str, Any]] | None = None, objects: dict[str, bytes] | None = None
-    ) -> None:
-        self.items = items if items is not None else {}
-        self.objects = objects if objects is not None else {}
-
-    def get(self, message_id: str) -> dict[str, Any] | None:
-        return self.items.get(message_id)
-
-    def page(
-        self,
-        sources: tuple[str, ...],
-        status: str | None,
-        message_type: str | None,
-        limit: int,
-        before: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        selected = [
-            i
-            for i in self.items.values()
-            if i.get("source") in sources
-            and matches(i, status, message_type)
-            and (before is None or i["sortKey"] < before)
-        ]
-        return merge_pages([selected], limit, False)
-
-    def read_object(self, uri: str) -> bytes | None:
-        return self.objects.get(uri)

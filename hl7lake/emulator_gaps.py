@@ -16,8 +16,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from gateway.bootstrap import find_client, find_user_pool
 from hl7lake.intrinsics import StackContext, resolve
+from hub.cognito import find_client, find_user_pool
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.bootstrap import find_client, find_user_pool
 from gateway.config import GatewaySettings
 from hl7lake.devusers import DevUser, load_dev_users
 from hl7lake.emulator_gaps import Clients, fill_gaps
 from hl7lake.intrinsics import StackContext
 from hl7lake.templates import STACKS, load_template
 from hub import aws
+from hub.cognito import find_client, find_user_pool
 from hub.topology import SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from gateway.bootstrap import find_client, find_user_pool
 from gateway.config import GatewaySettings
 from hl7lake.devusers import password_for
 from hub import aws
+from hub.cognito import find_client, find_user_pool
 
 
 class TokenError(RuntimeError):

@@ -30,19 +30,6 @@ class S3PayloadStore:
         return bytes(self._s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read())
 
 
-class MemoryPayloadStore:
-    def __init__(self, bucket: str = "memory") -> None:
-        self.bucket = bucket
-        self.objects: dict[str, bytes] = {}
-
-    def put(self, key: str, body: bytes) -> PayloadRef:
-        self.objects[key] = body
-        return PayloadRef(bucket=self.bucket, key=key, size=len(body))
-
-    def get(self, ref: PayloadRef) -> bytes:
-        return self.objects[ref.key]
-
-
 def _encode(envelope: Envelope) -> bytes:
     if envelope.format is Format.JSON:
         return json.dumps(envelope.payload, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,4 +1,4 @@
-"""Object storage for the lake: S3, and an in-memory fake with the same behaviour."""
+"""Object storage for the lake: S3 (the in-memory fake is tests/fakes/lake.py)."""
 
 from __future__ import annotations
 
@@ -25,12 +25,3 @@ class S3ObjectStore:
             ContentType=content_type,
             ServerSideEncryption="AES256",
         )
-
-
-class MemoryObjectStore:
-    def __init__(self, bucket: str = "memory-lake") -> None:
-        self.bucket = bucket
-        self.objects: dict[str, tuple[bytes, str]] = {}
-
-    def put(self, key: str, body: bytes, content_type: str) -> None:
-        self.objects[key] = (body, content_type)

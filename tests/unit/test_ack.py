@@ -9,11 +9,11 @@ import hl7
 import pytest
 
 from gateway import ack
-from gateway.dedup import MemoryDedupStore
 from gateway.ingest import IngestService, MediaType
 from gateway.problems import Problem, unavailable
-from hub.memory import MemoryHub
 from tests.conftest import corpus_message
+from tests.fakes.dedup import MemoryDedupStore
+from tests.fakes.hub import MemoryHub
 from tests.unit.test_gateway_api import MSG, Stack
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

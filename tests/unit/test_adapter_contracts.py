@@ -19,13 +19,14 @@ from moto import mock_aws
 
 from hub import dlq
 from hub.events import Envelope, Event, Format
-from hub.memory import MemoryHub
-from hub.payloads import MemoryPayloadStore, PayloadStore, S3PayloadStore, load_payload
+from hub.payloads import PayloadStore, S3PayloadStore, load_payload
 from hub.publisher import Publisher, SnsPublisher
 from hub.topology import SUBSCRIPTIONS
 from lake.layout import RAW, object_key
-from lake.objects import MemoryObjectStore, ObjectStore, S3ObjectStore
+from lake.objects import ObjectStore, S3ObjectStore
 from tests.factories import received_envelope
+from tests.fakes.hub import MemoryHub, MemoryPayloadStore
+from tests.fakes.lake import MemoryObjectStore
 from tests.unit.test_dlq_tool import FakeSqs
 
 REGION = "us-east-1"

@@ -70,3 +70,28 @@ def test_the_write_check_can_fail(tmp_path: Path) -> None:
     sample = tmp_path / "x.py"
     sample.write_text("s3.put_object(Bucket='lake', Key='k', Body=b'')\nddb._call('put_item')\n")
     assert _write_calls(sample) == {"put_object", "put_item"}
+
+
+PRODUCTION = ("hub", "gateway", "workers", "lake", "hl7lake")
+
+
+def _fake_classes(path: Path) -> list[str]:
+    """In-memory fakes defined in one module (that production never imports tests/ is a contract of
+    import-linter)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name.startswith("Memory")]
+
+
+def test_fakes_live_with_the_tests_never_in_production() -> None:
+    offenders = {}
+    for package in PRODUCTION:
+        for path in (ROOT / package).rglob("*.py"):
+            if found := _fake_classes(path):
+                offenders[path.relative_to(ROOT).as_posix()] = found
+    assert offenders == {}
+
+
+def test_the_fakes_check_can_fail(tmp_path: Path) -> None:
+    sample = tmp_path / "x.py"
+    sample.write_text("class MemoryThing: ...\n\n\nclass S3Thing: ...\n")
+    assert _fake_classes(sample) == ["MemoryThing"]

@@ -17,13 +17,14 @@ from gateway.app import create_app
 from gateway.auth import Jwks, TokenVerifier
 from gateway.backlog import BacklogMonitor
 from gateway.config import GatewaySettings
-from gateway.dedup import DynamoDedupStore, MemoryDedupStore
+from gateway.dedup import DynamoDedupStore
 from gateway.ingest import IngestService, MediaType
-from gateway.lake_reader import MemoryLakeReader
 from gateway.problems import Problem
 from gateway.services import GatewayServices
 from hub import aws
-from hub.memory import MemoryHub
+from tests.fakes.dedup import MemoryDedupStore
+from tests.fakes.hub import MemoryHub
+from tests.fakes.lake_reader import MemoryLakeReader
 from tests.tokens import CLIENT_ID, ISSUER, TokenFactory
 
 MSG = b"MSH|^~\\&|LAB|HOSP|LAKE|HOSP|20260101120000||ORU^R01|CTRL-7|P|2.5\rPID|1||12345^^^HOSP\r"

@@ -12,16 +12,15 @@ from fastapi.testclient import TestClient
 from gateway.app import create_app
 from gateway.auth import Jwks, TokenVerifier
 from gateway.config import GatewaySettings
-from gateway.dedup import MemoryDedupStore
 from gateway.ingest import IngestService
-from gateway.lake_reader import MemoryLakeReader
 from gateway.services import GatewayServices
 from gateway.splitter.handler import BatchSplitter, backlog_pacer
 from hub.events import Event
-from hub.memory import MemoryHub
-from lake.catalog import MemoryCatalog
-from lake.objects import MemoryObjectStore
 from lake.writer import LakeWriter
+from tests.fakes.dedup import MemoryDedupStore
+from tests.fakes.hub import MemoryHub
+from tests.fakes.lake import MemoryCatalog, MemoryObjectStore
+from tests.fakes.lake_reader import MemoryLakeReader
 from tests.tokens import CLIENT_ID, ISSUER, TokenFactory
 
 LIMIT = 5

@@ -13,7 +13,8 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 
-from lake.catalog import Catalog, CatalogEntry, DynamoCatalog, MemoryCatalog
+from lake.catalog import Catalog, CatalogEntry, DynamoCatalog
+from tests.fakes.lake import MemoryCatalog
 
 ENTRY = CatalogEntry(
     id="01JCAT",

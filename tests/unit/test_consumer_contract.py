@@ -15,7 +15,7 @@ from moto import mock_aws
 from hub.consumer import Batched, SqsConsumer
 from hub.events import Envelope
 from tests.factories import received_envelope
-from tests.memory_sqs import MemorySqs
+from tests.fakes.sqs import MemorySqs
 
 
 class Queues:

@@ -12,10 +12,11 @@ import pytest
 from moto import mock_aws
 
 from gateway.completions import DeferredCompletions
-from gateway.dedup import COMPLETED, INPROGRESS, ClaimState, DynamoDedupStore, Fingerprint, MemoryDedupStore
+from gateway.dedup import COMPLETED, INPROGRESS, ClaimState, DynamoDedupStore, Fingerprint
 from gateway.ingest import IngestService, MediaType
 from gateway.problems import Problem
-from hub.memory import MemoryHub
+from tests.fakes.dedup import MemoryDedupStore
+from tests.fakes.hub import MemoryHub
 
 MEDIA = MediaType("application/hl7-v2", None)
 

@@ -14,14 +14,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from gateway.dedup import ClaimState, DedupStore, DynamoDedupStore, Fingerprint, MemoryDedupStore
+from gateway.dedup import ClaimState, DedupStore, DynamoDedupStore, Fingerprint
 from gateway.ingest import IngestService, MediaType
 from gateway.problems import Problem
 from hub.events import Envelope, Event
-from hub.memory import MemoryHub
-from lake.catalog import MemoryCatalog
-from lake.objects import MemoryObjectStore
 from lake.writer import LakeWriter
+from tests.fakes.dedup import MemoryDedupStore
+from tests.fakes.hub import MemoryHub
+from tests.fakes.lake import MemoryCatalog, MemoryObjectStore
 
 MSG = b"MSH|^~\\&|LAB|HOSP|LAKE|HOSP|20260101120000||ORU^R01|CTRL-42|P|2.5\rPID|1||12345^^^HOSP\r"
 MEDIA = MediaType("application/hl7-v2", None)

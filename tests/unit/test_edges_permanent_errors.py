@@ -19,15 +19,15 @@ from gateway import ack
 from gateway.app import create_app
 from gateway.auth import Jwks, TokenVerifier
 from gateway.config import GatewaySettings
-from gateway.dedup import MemoryDedupStore
 from gateway.ingest import IngestService, MediaType
-from gateway.lake_reader import MemoryLakeReader
 from gateway.problems import Problem
 from gateway.services import GatewayServices
 from hub import er7
 from hub.er7.header import MAX_CONTROL_ID_CHARS, MAX_MESSAGE_TYPE_CHARS
 from hub.events import Event
-from hub.memory import MemoryHub
+from tests.fakes.dedup import MemoryDedupStore
+from tests.fakes.hub import MemoryHub
+from tests.fakes.lake_reader import MemoryLakeReader
 from tests.tokens import CLIENT_ID, ISSUER, TokenFactory
 
 HL7_ACCEPT = {"Accept": "application/hl7-v2"}

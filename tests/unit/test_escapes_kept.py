@@ -14,11 +14,10 @@ import pytest
 
 from hub.er7 import Er7Error
 from hub.events import Envelope, Event
-from hub.memory import MemoryHub
-from lake.catalog import MemoryCatalog
-from lake.objects import MemoryObjectStore
 from lake.writer import LakeWriter
 from tests.factories import received_envelope
+from tests.fakes.hub import MemoryHub
+from tests.fakes.lake import MemoryCatalog, MemoryObjectStore
 from workers.er7_staging.document import parse_document, render_document
 from workers.er7_staging.handler import Er7StagingHandler
 

@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 from gateway.app import create_app
 from gateway.auth import Jwks, TokenVerifier
 from gateway.config import GatewaySettings
-from gateway.dedup import MemoryDedupStore
 from gateway.ingest import IngestService
-from gateway.lake_reader import MemoryLakeReader
 from gateway.services import GatewayServices
 from hub.events import Event, Format
-from hub.memory import MemoryHub
+from tests.fakes.dedup import MemoryDedupStore
+from tests.fakes.hub import MemoryHub
+from tests.fakes.lake_reader import MemoryLakeReader
 from tests.tokens import CLIENT_ID, ISSUER, TokenFactory
 
 MSG = (

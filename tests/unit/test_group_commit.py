@@ -11,8 +11,8 @@ import pytest
 
 from hub.events import Envelope, Event, Format
 from hub.group_commit import GroupCommitPublisher
-from hub.memory import MemoryHub
 from hub.publisher import HubRejected
+from tests.fakes.hub import MemoryHub
 
 
 def event(n: int) -> Envelope:

@@ -16,12 +16,13 @@ from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 
 from hub.events import Envelope, Event, Format
-from hub.payloads import MemoryPayloadStore
 from lake import catalog as catalog_module
-from lake.catalog import CatalogWriteError, DynamoCatalog, MemoryCatalog, parsed_item
-from lake.objects import MemoryObjectStore, S3ObjectStore
+from lake.catalog import CatalogWriteError, DynamoCatalog, parsed_item
+from lake.objects import S3ObjectStore
 from lake.writer import LakeWriter
 from tests.factories import received_envelope
+from tests.fakes.hub import MemoryPayloadStore
+from tests.fakes.lake import MemoryCatalog, MemoryObjectStore
 
 MSG = "MSH|^~\\&|LAB|HOSP_A|LAKE|AWS|20260101120000||ADT^A01|CTRL-1|P|2.5.1\rPID|1||MRN1\r"
 

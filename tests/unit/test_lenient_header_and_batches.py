@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from gateway import ack
-from gateway.dedup import ClaimState, Fingerprint, MemoryDedupStore
+from gateway.dedup import ClaimState, Fingerprint
 from gateway.ingest import IngestService, MediaType
 from hub import er7
 from hub.events import Event
-from hub.memory import MemoryHub
+from tests.fakes.dedup import MemoryDedupStore
+from tests.fakes.hub import MemoryHub
 
 MEDIA = MediaType("application/hl7-v2", None)
 

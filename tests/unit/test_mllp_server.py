@@ -25,13 +25,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway.dedup import MemoryDedupStore
 from gateway.ingest import IngestService, MediaType
 from gateway.mllp.config import ListenerConfig, MllpSettings, TlsConfig
 from gateway.mllp.framing import frame
 from gateway.mllp.server import MllpServer
 from hub.events import Envelope, Event
-from hub.memory import MemoryHub
+from tests.fakes.dedup import MemoryDedupStore
+from tests.fakes.hub import MemoryHub
 
 MSG = b"MSH|^~\\&|LAB|HOSP_A|LAKE|AWS|20260101120000||ADT^A01^ADT_A01|CTRL-1|P|2.5.1\rPID|1||MRN1||DOE^JOHN\r"
 DEADLINE = 5.0

@@ -9,14 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.dedup import MemoryDedupStore
 from gateway.ingest import IngestService, MediaType, unexpected
 from gateway.problems import Problem
 from hl7lake.logs import formatter
-from hub.memory import MemoryHub
-from lake.catalog import MemoryCatalog
-from lake.objects import MemoryObjectStore
 from lake.writer import LakeWriter
+from tests.fakes.dedup import MemoryDedupStore
+from tests.fakes.hub import MemoryHub
+from tests.fakes.lake import MemoryCatalog, MemoryObjectStore
 from workers.er7_staging.handler import Er7StagingHandler
 
 SECRETS = ("ZZSURNAMEQ", "ZZGIVENQ", "MRN8675309", "19451231")

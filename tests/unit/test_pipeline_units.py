@@ -7,13 +7,11 @@ import json
 import pytest
 
 from hub.events import Envelope, Event, Format
-from hub.memory import MemoryHub
-from hub.payloads import MemoryPayloadStore
 from lake import layout
-from lake.catalog import MemoryCatalog
-from lake.objects import MemoryObjectStore
 from lake.writer import LakeWriter
 from tests.factories import received_envelope
+from tests.fakes.hub import MemoryHub, MemoryPayloadStore
+from tests.fakes.lake import MemoryCatalog, MemoryObjectStore
 from workers.er7_staging.handler import Er7StagingHandler
 
 MSG = (

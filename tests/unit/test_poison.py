@@ -15,13 +15,11 @@ from botocore.stub import Stubber
 from hub.er7 import Er7Error
 from hub.er7.errors import MAX_REASON_CHARS, value_free
 from hub.events import Envelope, Event
-from hub.memory import MemoryHub
-from hub.payloads import MemoryPayloadStore
 from hub.publisher import HubRejected, HubUnavailable, SnsPublisher
-from lake.catalog import MemoryCatalog
-from lake.objects import MemoryObjectStore
 from lake.writer import LakeWriter
 from tests.factories import received_envelope
+from tests.fakes.hub import MemoryHub, MemoryPayloadStore
+from tests.fakes.lake import MemoryCatalog, MemoryObjectStore
 from workers.er7_staging.handler import MAX_ERROR_BYTES, Er7StagingHandler, bounded_error
 
 SNS_MAX_BYTES = 256 * 1024

@@ -10,10 +10,9 @@ import pytest
 from moto import mock_aws
 
 from hub.events import Envelope, Event, Format
-from hub.memory import MemoryHub
-from hub.payloads import MemoryPayloadStore
 from hub.publisher import MAX_BATCH_BYTES, HubRejected, HubUnavailable, SnsPublisher
 from tests.factories import received_envelope
+from tests.fakes.hub import MemoryHub, MemoryPayloadStore
 from workers.er7_staging.handler import Er7StagingHandler
 
 GOOD = "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|C1|P|2.5\rPID|1||123\r"

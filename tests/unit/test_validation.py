@@ -10,12 +10,11 @@ import pytest
 
 from hub.er7 import Er7Error, decode, split_batch
 from hub.events import Envelope, Event
-from hub.memory import MemoryHub
-from lake.catalog import MemoryCatalog
-from lake.objects import MemoryObjectStore
 from lake.writer import LakeWriter
 from tests.conftest import CORPUS, corpus_message, require_shared
 from tests.factories import received_envelope
+from tests.fakes.hub import MemoryHub
+from tests.fakes.lake import MemoryCatalog, MemoryObjectStore
 from workers.er7_staging import validation
 from workers.er7_staging.document import parse_document
 from workers.er7_staging.handler import Er7StagingHandler

@@ -43,7 +43,7 @@ class MemorySqs:
         return {"MessageId": message_id}
 
     def receive_message(self, QueueUrl: str, MaxNumberOfMessages: int = 1, **_: Any) -> dict[str, Any]:
-        now, found = self.clock(), []
+        now, found = self.clock(), list[dict[str, Any]]()
         for message in self.queues[QueueUrl]:
             if len(found) == MaxNumberOfMessages:
                 break

@@ -1,4 +1,5 @@
-"""In-memory hub for unit tests: routes events to subscribers with the real filter policies."""
+"""In-memory hub for unit tests: routes events to subscribers with the real filter policies; and the
+in-memory claim-check store behind it."""
 
 from __future__ import annotations
 
@@ -6,10 +7,23 @@ import itertools
 from collections import defaultdict, deque
 from collections.abc import Sequence
 
-from hub.events import Envelope
-from hub.payloads import MemoryPayloadStore, PayloadStore, offload_if_large
+from hub.events import Envelope, PayloadRef
+from hub.payloads import PayloadStore, offload_if_large
 from hub.publisher import HubUnavailable
 from hub.topology import SUBSCRIPTIONS, Subscription
+
+
+class MemoryPayloadStore:
+    def __init__(self, bucket: str = "memory") -> None:
+        self.bucket = bucket
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, key: str, body: bytes) -> PayloadRef:
+        self.objects[key] = body
+        return PayloadRef(bucket=self.bucket, key=key, size=len(body))
+
+    def get(self, ref: PayloadRef) -> bytes:
+        return self.objects[ref.key]
 
 
 class MemoryHub:

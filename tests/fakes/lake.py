@@ -1,0 +1,63 @@
+"""In-memory lake: the catalog's order rules (lake.catalog) on a dict, and an object store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from hub.events import utc_timestamp
+from lake.catalog import (
+    FAILED,
+    PROCESSING,
+    RECEIVED,
+    CatalogEntry,
+    _last_per_id,
+    failed_item,
+    is_unconditional,
+    parsed_item,
+    received_item,
+)
+
+
+class MemoryObjectStore:
+    def __init__(self, bucket: str = "memory-lake") -> None:
+        self.bucket = bucket
+        self.objects: dict[str, tuple[bytes, str]] = {}
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        self.objects[key] = (body, content_type)
+
+
+class MemoryCatalog:
+    """Same semantics as DynamoCatalog, on a dict."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def _put(self, item: dict[str, Any], over: tuple[str | None, ...] | None = None) -> None:
+        current = self.items.get(item["id"], {}).get("status")
+        if over is not None and current not in over:
+            return
+        self.items[item["id"]] = {**item, "updatedAt": utc_timestamp()}
+
+    def record_batch(self, item: dict[str, Any]) -> None:
+        self._put(item, over=(None, PROCESSING) if item["status"] == PROCESSING else None)
+
+    def record_received(self, entry: CatalogEntry, raw_uri: str) -> None:
+        self._put(received_item(entry, raw_uri), over=(None, RECEIVED))
+
+    def record_parsed(self, entry: CatalogEntry, raw_uri: str, parsed_uri: str, findings: list[Any]) -> None:
+        self._put(parsed_item(entry, raw_uri, parsed_uri, findings))
+
+    def record_failed(
+        self, entry: CatalogEntry, raw_uri: str | None, error_uri: str, error: dict[str, Any]
+    ) -> None:
+        self._put(failed_item(entry, raw_uri, error_uri, error), over=(None, RECEIVED, FAILED))
+
+    def record_many(self, items: Sequence[dict[str, Any]]) -> list[BaseException | None]:
+        for item in items:
+            if not is_unconditional(item):
+                raise ValueError(f"record_many takes unconditional items only (id={item['id']})")
+        for item in _last_per_id(items).values():
+            self._put(item)
+        return [None] * len(items)
