@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def cognito_endpoint() -> str | None:
+    # boto3's own endpoint variables, read as boto3 reads them (not settings of ours)
     return os.environ.get("AWS_ENDPOINT_URL_COGNITO_IDP") or os.environ.get("AWS_ENDPOINT_URL")
 
 
