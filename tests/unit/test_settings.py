@@ -18,6 +18,7 @@ from hl7lake.emulator_server.__main__ import parse_args
 from hl7lake.settings import EMULATOR_PORT, RootSettings
 from hl7lake.up import UpSettings
 from hub.aws import AwsCallSettings
+from hub.callcount import CallCountSettings
 from hub.config import HubSettings, SettingsError, env_name
 from hub.runtime import WorkerSettings
 from workers.er7_staging.bootstrap import StagingSettings
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SETTINGS: list[type[BaseSettings]] = [
     HubSettings,
     AwsCallSettings,
+    CallCountSettings,
     WorkerSettings,
     StagingSettings,
     GatewaySettings,
@@ -34,7 +36,7 @@ SETTINGS: list[type[BaseSettings]] = [
     UpSettings,
 ]
 # read outside the settings classes, on purpose
-NOT_SETTINGS = {"HL7LAKE_TEST_AWS_ENDPOINT", "HL7LAKE_TEST_COGNITO_ENDPOINT", "HL7LAKE_CALL_COUNTS_DIR"}
+NOT_SETTINGS = {"HL7LAKE_TEST_AWS_ENDPOINT", "HL7LAKE_TEST_COGNITO_ENDPOINT"}
 
 
 def test_a_mistyped_emulator_mode_names_the_variable_and_the_allowed_values(
@@ -144,3 +146,14 @@ def test_every_variable_the_docs_and_compose_name_is_a_setting() -> None:
     for doc in ("README.md", "docker-compose.yml", "docker-compose.moto.yml"):
         named |= set(re.findall(r"HL7LAKE_[A-Z0-9_]*[A-Z0-9]", (ROOT / doc).read_text(encoding="utf-8")))
     assert named - NOT_SETTINGS - read == set()
+
+
+def test_no_code_reads_our_variables_around_the_settings_classes() -> None:
+    read = re.compile(r"""(?:environ\.get|getenv)\(\s*["']HL7LAKE_|environ\[\s*["']HL7LAKE_""")
+    readers = [
+        str(path.relative_to(ROOT))
+        for package in ("hub", "gateway", "workers", "lake", "hl7lake")
+        for path in (ROOT / package).rglob("*.py")
+        if read.search(path.read_text(encoding="utf-8"))
+    ]
+    assert readers == []
