@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import uvicorn
@@ -20,17 +19,13 @@ from gateway.ingest import IngestService
 from gateway.lake_reader import DynamoLakeReader
 from gateway.services import GatewayServices
 from hub import aws
-from hub.cognito import find_client, find_user_pool
+from hub.cognito import cognito_endpoint, find_client, find_user_pool
 from hub.group_commit import GroupCommitPublisher
 from hub.payloads import S3PayloadStore
 from hub.publisher import SnsPublisher
 from hub.topology import SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
-
-
-def cognito_endpoint() -> str | None:
-    return os.environ.get("AWS_ENDPOINT_URL_COGNITO_IDP") or os.environ.get("AWS_ENDPOINT_URL")
 
 
 def oidc_urls(settings: GatewaySettings, pool_id: str) -> tuple[str, str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from hub.config import HubSettings
+from hub.config import LOCALHOST, HubSettings
+
+GATEWAY_PORT = 8080
 
 
 class GatewaySettings(HubSettings):
-    host: str = "127.0.0.1"
-    port: int = 8080
+    host: str = LOCALHOST
+    port: int = GATEWAY_PORT
     # 32 MiB: a batch body of 10,000 lab results of ~3 KB (bigger bodies are split by the batch splitter).
     max_body_bytes: int = 32 * 1024 * 1024
     dedup_ttl_seconds: int = 7 * 24 * 3600
@@ -18,6 +20,9 @@ class GatewaySettings(HubSettings):
     # Dedup completions are written in batches (BatchWriteItem) collected for up to this long; 0 writes
     # each at once. A resend to another front door within this window is answered 503 in_progress.
     dedup_complete_linger_seconds: float = 0.2
+    # The front door's own resources (provisioned by the composition root from these names).
+    dedup_table: str | None = None
+    user_pool_name: str | None = None
     # Cognito: found by name when not given.
     user_pool_id: str | None = None
     client_id: str | None = None
@@ -41,3 +46,11 @@ class GatewaySettings(HubSettings):
     # The share of time the batch splitter works (it rests the remainder after each chunk of 100), so
     # that a large batch does not slow the senders of single messages more than about 2×.
     batch_split_duty: float = 0.5
+
+    @property
+    def dedup_table_name(self) -> str:
+        return self.dedup_table or f"{self.prefix}-dedup"
+
+    @property
+    def user_pool(self) -> str:
+        return self.user_pool_name or f"{self.prefix}-users"

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.config import GATEWAY_PORT
 from hl7lake.logs import configure
+from hub.config import LOCALHOST, SettingsError
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -195,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     health = sub.add_parser("healthcheck", help="exit 0 when a service is healthy (container health checks)")
     target = health.add_mutually_exclusive_group(required=True)
     target.add_argument(
-        "--url", help="an HTTP endpoint that must answer 2xx, e.g. http://127.0.0.1:8080/readyz"
+        "--url", help=f"an HTTP endpoint that must answer 2xx, e.g. http://{LOCALHOST}:{GATEWAY_PORT}/readyz"
     )
     target.add_argument("--worker", help="a worker name: its heartbeat file must be fresh")
     target.add_argument("--tcp", help="HOST:PORT that must accept connections (the MLLP listener)")
@@ -206,4 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:  # a mistyped environment variable: say which, not a traceback
+        print(f"hl7lake {args.command}: {exc}", file=sys.stderr)
+        return 2

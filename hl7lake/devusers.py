@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from hl7lake.settings import RootSettings
 
 DEFAULT_FILE = Path(__file__).with_name("dev-users.yaml")
 
@@ -20,7 +21,7 @@ class DevUser:
 
 
 def users_file() -> Path:
-    return Path(os.environ.get("HL7LAKE_DEV_USERS_FILE") or DEFAULT_FILE)
+    return Path(RootSettings().dev_users_file or DEFAULT_FILE)
 
 
 def load_dev_users(path: Path | None = None) -> list[DevUser]:

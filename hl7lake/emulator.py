@@ -11,6 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from hl7lake.settings import RootSettings
+
 EMULATOR_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -20,11 +22,11 @@ EMULATOR_ENV = {
 
 def use_local_emulator_by_default() -> None:
     """For dev commands run beside `make up`: talk to the embedded emulator unless told otherwise."""
-    if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("HL7LAKE_EMULATOR") == "external":
+    settings = RootSettings()
+    # AWS_ENDPOINT_URL is boto3's own variable (boto3 reads it): set means "this is AWS", keep it.
+    if os.environ.get("AWS_ENDPOINT_URL") or not settings.embedded_emulator:
         return
-    host = os.environ.get("HL7LAKE_EMULATOR_HOST", "127.0.0.1")
-    port = os.environ.get("HL7LAKE_EMULATOR_PORT", "4566")
-    os.environ["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
+    os.environ["AWS_ENDPOINT_URL"] = settings.emulator_endpoint
     for key, value in EMULATOR_ENV.items():
         os.environ.setdefault(key, value)
 

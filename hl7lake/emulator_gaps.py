@@ -66,6 +66,7 @@ def denies_plain_http(policy: dict[str, Any]) -> bool:
 
 
 def _bucket_policy(clients: Clients, props: dict[str, Any]) -> str:
+    # boto3's own endpoint variables, read as boto3 reads them (not settings of ours)
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
     if endpoint.startswith("http://") and denies_plain_http(props["PolicyDocument"]):
         # moto enforces bucket policies: a TLS-only policy would refuse every call to a plain-HTTP

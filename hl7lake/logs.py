@@ -17,10 +17,11 @@ import copy
 import datetime
 import json
 import logging
-import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_args
+
+from hl7lake.settings import LogFormat, RootSettings
 
 MAX_VALUE_CHARS = 200
 MAX_MESSAGE_CHARS = 2000
@@ -150,16 +151,16 @@ def _fit(entry: dict[str, Any]) -> str:
 
 def formatter(service: str, log_format: str | None = None) -> logging.Formatter:
     """`HL7LAKE_LOG_FORMAT`: `text` (default) or `json`."""
-    chosen = (log_format or os.environ.get("HL7LAKE_LOG_FORMAT") or "text").strip().lower()
-    if chosen not in ("text", "json"):
+    chosen = log_format.strip().lower() if log_format else RootSettings().log_format
+    if chosen not in get_args(LogFormat):
         raise ValueError(f"HL7LAKE_LOG_FORMAT must be 'text' or 'json', not {chosen!r}")
     return JsonFormatter(service) if chosen == "json" else TextFormatter(service)
 
 
 def configure(service: str) -> None:
-    level = os.environ.get("HL7LAKE_LOG_LEVEL", "INFO").upper()
+    settings = RootSettings()
     handler = logging.StreamHandler()
-    handler.setFormatter(formatter(service))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    handler.setFormatter(formatter(service, settings.log_format))
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
     for noisy in ("botocore", "boto3", "urllib3", "httpx", "werkzeug", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

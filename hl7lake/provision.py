@@ -40,6 +40,7 @@ def stack_name(prefix: str, name: str) -> str:
 
 def emulated() -> bool:
     """True when AWS calls go to an emulator (moto, LocalStack) rather than AWS itself."""
+    # boto3's own endpoint variables, read as boto3 reads them (not settings of ours)
     return bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_CLOUDFORMATION"))
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hl7lake.settings import RootSettings
+
 STACKS = ("core", "front-door", "staging-er7", "batch-splitter")
 
 
 def stacks_dir() -> Path:
-    configured = os.environ.get("HL7LAKE_STACKS_DIR")
+    configured = RootSettings().stacks_dir
     return Path(configured) if configured else Path(__file__).resolve().parents[1] / "stacks"
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 from gateway.config import GatewaySettings
 from hl7lake.devusers import password_for
 from hub import aws
-from hub.cognito import find_client, find_user_pool
+from hub.cognito import cognito_endpoint, find_client, find_user_pool
 
 
 class TokenError(RuntimeError):
@@ -33,9 +31,7 @@ def get_token(user: str, password: str | None = None, *, access: bool = False) -
     except (cognito.exceptions.NotAuthorizedException, cognito.exceptions.UserNotFoundException):
         raise TokenError(f"wrong user name or password for {user!r}") from None
     except Exception as exc:
-        endpoint = (
-            os.environ.get("AWS_ENDPOINT_URL_COGNITO_IDP") or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
-        )
+        endpoint = cognito_endpoint() or "AWS"
         raise TokenError(
             f"identity provider at {endpoint} unreachable ({exc.__class__.__name__}): is `make up` running?"
             " (set HL7LAKE_EMULATOR_PORT when it runs on another port)"

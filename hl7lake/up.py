@@ -16,30 +16,29 @@ import threading
 import time
 from pathlib import Path
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from gateway.config import GATEWAY_PORT
+from gateway.mllp.config import MLLP_PORT, MLLP_SOURCE
 from hl7lake.emulator import EMULATOR_ENV, start_emulator, stop_emulator
 from hl7lake.logs import configure
 from hl7lake.ports import PortClaim, StackFailure, check_ports_free
 from hl7lake.readiness import Probe, http_answers, tcp_accepts, wait_until_ready
+from hl7lake.settings import EMULATOR_PORT, RootSettings
 from hl7lake.supervisor import Supervisor, hl7lake_command
+from hub.config import LOCALHOST
 
 log = logging.getLogger("hl7lake.up")
 
 WORKERS = ("er7-staging", "lake-writer", "batch-splitter")
 
 
-class UpSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HL7LAKE_", extra="ignore")
+class UpSettings(RootSettings):
+    """The stack's addresses (the same variables, and defaults, the services read) and `up`'s own."""
 
-    emulator: str = "embedded"  # or "external": use AWS_ENDPOINT_URL / real AWS as configured
-    emulator_host: str = "127.0.0.1"
-    emulator_port: int = 4566
-    host: str = "127.0.0.1"
-    port: int = 8080
-    mllp_host: str = "127.0.0.1"
-    mllp_port: int = 2575
-    mllp_source: str = "hospital-a"
+    host: str = LOCALHOST
+    port: int = GATEWAY_PORT
+    mllp_host: str = LOCALHOST
+    mllp_port: int = MLLP_PORT
+    mllp_source: str = MLLP_SOURCE
     run_dir: str = ".run"
     state_dir: str = ".run/state"
     max_receive_count: int = 5
@@ -61,7 +60,7 @@ def port_claims(settings: UpSettings) -> list[PortClaim]:
         PortClaim("gateway port", settings.host, settings.port, "set HL7LAKE_PORT"),
         PortClaim("MLLP port", settings.mllp_host, settings.mllp_port, "set HL7LAKE_MLLP_PORT"),
     ]
-    if settings.emulator == "embedded":
+    if settings.embedded_emulator:
         remedy = "set HL7LAKE_EMULATOR_PORT (or HL7LAKE_EMULATOR=external to use what runs there as AWS)"
         claims.insert(0, PortClaim("emulator port", settings.emulator_host, settings.emulator_port, remedy))
     return claims
@@ -103,7 +102,7 @@ def _refuse_to_delete_precious(state_dir: Path) -> None:
 
 
 def _start_embedded_emulator(settings: UpSettings, log_file: Path) -> subprocess.Popen[bytes]:
-    endpoint = f"http://{settings.emulator_host}:{settings.emulator_port}"
+    endpoint = settings.emulator_endpoint
     for key, value in EMULATOR_ENV.items():
         os.environ.setdefault(key, value)
     os.environ["AWS_ENDPOINT_URL"] = endpoint
@@ -128,8 +127,10 @@ EMULATOR_DEATH = (
 
 def _banner(settings: UpSettings) -> str:
     url = f"http://{settings.host}:{settings.port}"
-    token_env = "" if settings.emulator_port == 4566 else f"HL7LAKE_EMULATOR_PORT={settings.emulator_port} "
-    if settings.emulator != "embedded":
+    token_env = (
+        "" if settings.emulator_port == EMULATOR_PORT else f"HL7LAKE_EMULATOR_PORT={settings.emulator_port} "
+    )
+    if not settings.embedded_emulator:
         token_env = ""  # `hl7lake token` uses the same AWS_ENDPOINT_URL / credentials as this shell
     return f"""
 hl7lake is up: gateway {url} (docs {url}/docs), AWS endpoint {os.environ.get("AWS_ENDPOINT_URL", "AWS")}
@@ -162,7 +163,7 @@ def _stop_event_on_signals() -> threading.Event:
 def _start_services(settings: UpSettings, supervisor: Supervisor) -> None:
     from hl7lake.provision import provision
 
-    provision(dev_users=settings.emulator == "embedded", max_receive_count=settings.max_receive_count)
+    provision(dev_users=settings.embedded_emulator, max_receive_count=settings.max_receive_count)
     supervisor.start("gateway", hl7lake_command("gateway"))
     supervisor.start("mllp", hl7lake_command("mllp"))
     for worker in WORKERS:
@@ -194,7 +195,7 @@ def run_up(fresh: bool = False) -> int:
     supervisor: Supervisor | None = None
     try:
         check_ports_free(port_claims(settings))
-        if settings.emulator == "embedded":
+        if settings.embedded_emulator:
             # On stop the emulator waits for the requests in flight before it saves its state, and a
             # worker's long poll is one: short polls keep Ctrl-C quick (a few empty receives a second).
             os.environ.setdefault("HL7LAKE_WAIT_SECONDS", "1")

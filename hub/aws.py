@@ -12,12 +12,13 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from hub import callcount
+from hub.config import EnvSettings
 
 
-class AwsCallSettings(BaseSettings):
+class AwsCallSettings(EnvSettings):
     """HL7LAKE_AWS_CONNECT_TIMEOUT, HL7LAKE_AWS_READ_TIMEOUT, HL7LAKE_AWS_MAX_ATTEMPTS."""
 
     model_config = SettingsConfigDict(env_prefix="HL7LAKE_AWS_", extra="ignore")

@@ -15,8 +15,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
+from hub.config import EnvSettings
+
 ENV = "HL7LAKE_CALL_COUNTS_DIR"
 FLUSH_SECONDS = 0.5
+
+
+class CallCountSettings(EnvSettings):
+    directory: str | None = Field(default=None, validation_alias=ENV)
 
 
 class CallCounter:
@@ -51,7 +59,7 @@ _counter: CallCounter | None = None
 def counter_from_env() -> CallCounter | None:
     """The process's counter when counting is on (started once), else None."""
     global _counter
-    directory = os.environ.get(ENV)
+    directory = CallCountSettings().directory
     if not directory:
         return None
     if _counter is None:

@@ -3,7 +3,13 @@ the composition root (provisioning, emulator gap-filling, tokens)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+
+def cognito_endpoint() -> str | None:
+    # boto3's own endpoint variables, read as boto3 reads them (not settings of ours)
+    return os.environ.get("AWS_ENDPOINT_URL_COGNITO_IDP") or os.environ.get("AWS_ENDPOINT_URL")
 
 
 def find_user_pool(cognito: Any, name: str) -> str:

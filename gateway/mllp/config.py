@@ -11,8 +11,13 @@ import re
 from typing import Self
 
 from pydantic import BaseModel, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from hub.config import LOCALHOST, EnvSettings
+
+MLLP_PORT = 2575
+# the institution the default listener's connections send for
+MLLP_SOURCE = "hospital-a"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 # short names of the distinguished-name attributes Python's ssl module reports by long name
@@ -64,7 +69,7 @@ class TlsConfig(BaseModel):
 
 
 class ListenerConfig(BaseModel):
-    host: str = "127.0.0.1"
+    host: str = LOCALHOST
     port: int = Field(ge=0, le=65535)  # 0: any free port (tests)
     # the institution every connection sends for; with tls.subjects the certificate decides
     source: str | None = None
@@ -89,13 +94,13 @@ class ListenerConfig(BaseModel):
         return f"{'mllps' if self.tls else 'mllp'}://{self.host}:{self.port}"
 
 
-class MllpSettings(BaseSettings):
+class MllpSettings(EnvSettings):
     model_config = SettingsConfigDict(env_prefix="HL7LAKE_MLLP_", extra="ignore")
 
     # the default listener: plain TCP, loopback unless told otherwise
-    host: str = "127.0.0.1"
-    port: int = Field(default=2575, ge=0, le=65535)
-    source: str = "hospital-a"
+    host: str = LOCALHOST
+    port: int = Field(default=MLLP_PORT, ge=0, le=65535)
+    source: str = MLLP_SOURCE
     # more listeners: a JSON list of {host, port, source, tls: {cert, key, ca, subjects}}
     listeners: list[ListenerConfig] = Field(default_factory=list)
     # no bytes for this long between messages: the connection is closed

@@ -15,21 +15,23 @@ from hl7lake.emulator_server.server import serve
 from hl7lake.emulator_server.server_patches import QuietRequestHandler, apply_server_patches
 from hl7lake.emulator_server.snapshot import SnapshotStore
 from hl7lake.emulator_server.sqs_patches import IncompatibleMotoError, apply_sqs_patches
+from hl7lake.settings import EMULATOR_PORT, EMULATOR_SAVE_INTERVAL, RootSettings
+from hub.config import LOCALHOST
 
 log = logging.getLogger("hl7lake.emulator")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m hl7lake.emulator_server", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--host", default=LOCALHOST)
+    parser.add_argument("--port", type=int, default=EMULATOR_PORT)
     parser.add_argument("--state-dir", type=Path, help="restore moto's state from here, save it here")
     parser.add_argument(
         "--save-interval",
         type=float,
-        default=float(os.environ.get("HL7LAKE_EMULATOR_SAVE_INTERVAL", "30")),
+        default=RootSettings().emulator_save_interval,
         help="seconds between snapshots while requests arrive, so a crash loses at most this much "
-        "(default 30, or HL7LAKE_EMULATOR_SAVE_INTERVAL)",
+        f"(default {EMULATOR_SAVE_INTERVAL:g}, or HL7LAKE_EMULATOR_SAVE_INTERVAL)",
     )
     parser.add_argument("--access-log", action="store_true", help="log one line per request")
     parser.add_argument(

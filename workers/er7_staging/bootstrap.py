@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from hub import aws
+from hub.config import EnvSettings
 from hub.consumer import Batched
 from hub.payloads import S3PayloadStore
 from hub.publisher import SnsPublisher
@@ -17,7 +18,7 @@ from workers.er7_staging.handler import Er7StagingHandler
 NAME = "er7-staging"
 
 
-class StagingSettings(BaseSettings):
+class StagingSettings(EnvSettings):
     """This worker's own settings (the shared ones are ``WorkerSettings``)."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_ignore_empty=True)
