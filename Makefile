@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: up test lint audit lock format unit integration e2e test-localstack compose-tool bench-parse bench bench-gateway soak chaos mutation clean
+.PHONY: up test lint audit lock format schema unit integration e2e test-localstack compose-tool bench-parse bench bench-gateway soak chaos mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ format: $(VENV)/.installed-dev
 
 test: lint audit compose-tool
 	$(BIN)/pytest
+
+# The parsed document's JSON Schema, generated from its type (hub/document.py); a unit test fails while the
+# committed file differs from what this writes.
+SCHEMA_FILE := docs/schemas/parsed-document.schema.json
+schema: $(VENV)/.installed-dev
+	@mkdir -p $(dir $(SCHEMA_FILE))
+	$(BIN)/python -c "import sys, hub.document as d; sys.stdout.write(d.parsed_document_schema_text())" \
+	  > $(SCHEMA_FILE).tmp
+	mv $(SCHEMA_FILE).tmp $(SCHEMA_FILE)
 
 # pip-audit against the runtime lock (what the image runs): a known vulnerability fails the build; an
 # unreachable vulnerability database prints "NOT audited" and goes on, never a pass.

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from hub import er7
+from hub.document import ParsedDocument
 from workers.er7_staging.document import parse_document
 
 
@@ -31,7 +32,7 @@ def parse_files(paths: list[Path], charset: str | None = None) -> int:
         for index, message in enumerate(batch.messages, start=1):
             doc_id = path.name if single else f"{path.name}#{index}"
             try:
-                doc = parse_document(message, message_id=doc_id)
+                doc: ParsedDocument = parse_document(message, message_id=doc_id)
             except er7.Er7Error as err:
                 failures += 1
                 print(f"{path}: message {index}: {err}", file=sys.stderr)

@@ -52,6 +52,28 @@ def utc_timestamp() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# The core fields as spelled on the wire; `extra` may add keys beside them, never one of these.
+WIRE_FIELDS = frozenset(
+    {
+        "version",
+        "event",
+        "protocol",
+        "id",
+        "source",
+        "receivedAt",
+        "messageType",
+        "controlId",
+        "format",
+        "digest",
+        "flags",
+        "error",
+        "batch",
+        "payload",
+        "payloadRef",
+    }
+)
+
+
 class EnvelopeError(ValueError):
     """A hub message that is not a valid envelope (never retried: it cannot get better)."""
 
@@ -81,6 +103,12 @@ class Envelope:
     protocol: str = PROTOCOL_HL7V2
     version: int = ENVELOPE_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # to_dict writes extra after the core fields: a colliding key would silently replace one
+        colliding = sorted(WIRE_FIELDS.intersection(self.extra)) if self.extra else None
+        if colliding:
+            raise ValueError(f"envelope extra must not set core fields: {', '.join(colliding)}")
 
     def attributes(self) -> dict[str, str]:
         return {
@@ -126,23 +154,6 @@ class Envelope:
         try:
             data = json.loads(body)
             ref = data.get("payloadRef")
-            known = {
-                "version",
-                "event",
-                "protocol",
-                "id",
-                "source",
-                "receivedAt",
-                "messageType",
-                "controlId",
-                "format",
-                "digest",
-                "flags",
-                "error",
-                "batch",
-                "payload",
-                "payloadRef",
-            }
             return cls(
                 version=int(data["version"]),
                 event=Event(data["event"]),
@@ -159,7 +170,7 @@ class Envelope:
                 batch=data.get("batch"),
                 payload=data.get("payload"),
                 payload_ref=PayloadRef(**ref) if ref else None,
-                extra={k: v for k, v in data.items() if k not in known},
+                extra={k: v for k, v in data.items() if k not in WIRE_FIELDS},
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise EnvelopeError(f"not a hub envelope: {exc.__class__.__name__}: {exc}") from None

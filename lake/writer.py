@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.document import ParsedDocument
 from hub.events import Envelope, Event
 from hub.payloads import PayloadStore, load_payload
 from lake import layout
@@ -218,7 +219,7 @@ class LakeWriter:
         return layout.s3_uri(self._objects.bucket, key)
 
     def _parsed(self, envelope: Envelope, entry: CatalogEntry) -> _Write:
-        document = load_payload(envelope, self._payloads)
+        document: ParsedDocument = load_payload(envelope, self._payloads)
         key = self._key(layout.PARSED, envelope)
         self._objects.put(key, _json_bytes(document), "application/json")
         findings = list(envelope.extra.get("findings") or [])

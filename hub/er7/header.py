@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hub.er7.charset import UNKNOWN_CHARSET, codec_for, hex_codec
 from hub.er7.errors import Er7Error
+
+if TYPE_CHECKING:  # the wire codec needs no pydantic at run time
+    from hub.document import DocumentDelimiters, DocumentHeader
 
 HEADER_IDS = frozenset({"MSH", "FHS", "BHS"})
 
@@ -35,7 +38,7 @@ class Delimiters:
         """MSH-2 as written: component, repetition, escape, subcomponent (+ truncation)."""
         return self.component + self.repetition + self.escape + self.subcomponent + (self.truncation or "")
 
-    def to_dict(self) -> dict[str, str | None]:
+    def to_dict(self) -> DocumentDelimiters:
         return {
             "field": self.field,
             "component": self.component,
@@ -104,7 +107,7 @@ class Header:
     # what was tolerated in this MSH (missing-control-id, unknown-charset); not part of to_dict()
     flags: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> DocumentHeader:
         """The header block of the lake document (a fixed contract: exactly these keys)."""
         return {
             "messageType": self.message_type,

@@ -264,6 +264,13 @@ def test_health_and_docs(stack: Stack) -> None:
     assert b"hl7lake_http_requests_total" in stack.client.get("/metrics").content
 
 
+def test_openapi_names_the_parsed_document_type(stack: Stack) -> None:
+    spec = stack.client.get("/openapi.json").json()
+    ok = spec["paths"]["/v1/messages/{message_id}/parsed"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ParsedDocument"}
+    assert spec["components"]["schemas"]["ParsedDocument"]["additionalProperties"] is False
+
+
 def test_rejected_message_is_kept_for_the_lake_with_its_raw_bytes(stack: Stack) -> None:
     import base64
 

@@ -1,9 +1,10 @@
 """ER7 message <-> lake document.
 
-A document is ``{"id", "header", "delimiters", "segments": [{"id": "PID", "fields": {...}}]}``
-where ``fields`` maps HL7 positions to the non-empty leaves, in message order: ``F`` (a field
-or repetition without components), ``F.C`` (a component), ``F.C.S`` (a subcomponent); a
-repetition after the first is ``F[R]``. A repetition written with subcomponents but no
+A document (``hub.document.ParsedDocument``, the lake's contract) is ``{"id", "header",
+"delimiters", "segments": [{"id": "PID", "fields": {...}}]}`` where ``fields`` maps HL7
+positions to the non-empty leaves, in message order: ``F`` (a field or repetition without
+components), ``F.C`` (a component), ``F.C.S`` (a subcomponent); a repetition after the first is
+``F[R]``. A repetition written with subcomponents but no
 component separator (``a&b``) is component 1: ``F.1.1``, ``F.1.2``.
 
 An unrecognised or unterminated escape sequence (a stray escape character, ``4\\5 re.``) is kept
@@ -24,6 +25,7 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
+from hub.document import ParsedDocument, Segment
 from hub.er7 import HEADER_IDS, Delimiters, Er7Error, hex_codec, normalize, read_header
 from workers.er7_staging.escaping import Escaping, escaping_for
 
@@ -68,7 +70,7 @@ _DOT = _Labels(".{}")
 
 def parse_document(
     text: str, *, message_id: str | None = None, findings: list[Finding] | None = None
-) -> dict[str, Any]:
+) -> ParsedDocument:
     """Parse one ER7 message (raw or already normalized) into the lake document.
 
     What was accepted leniently (a kept stray escape) is appended to ``findings`` when given.
@@ -84,9 +86,7 @@ def parse_document(
     }
 
 
-def parse_segments(
-    text: str, *, findings: list[Finding] | None = None
-) -> tuple[Delimiters, list[dict[str, Any]]]:
+def parse_segments(text: str, *, findings: list[Finding] | None = None) -> tuple[Delimiters, list[Segment]]:
     """Segments of a message whose MSH lacks what the lake header needs (MSH-9, MSH-10).
 
     Same rules as ``parse_document`` for the segments; only MSH-1/MSH-2 must be valid.
@@ -113,12 +113,10 @@ def _check_segment_id(sid: str, seg: str, sep: str, index: int) -> None:
     _valid_ids.add(sid)
 
 
-def _parse_segments(
-    normalized: str, esc: Escaping, findings: list[Finding] | None = None
-) -> list[dict[str, Any]]:
+def _parse_segments(normalized: str, esc: Escaping, findings: list[Finding] | None = None) -> list[Segment]:
     d = esc.delimiters
     sep, rep_sep, comp_sep, sub_sep, e = d.field, d.repetition, d.component, d.subcomponent, d.escape
-    segments: list[dict[str, Any]] = []
+    segments: list[Segment] = []
     kept: list[Finding] = []
     for index, seg in enumerate(normalized.split("\r"), 1):
         sid = seg[:3]
@@ -212,7 +210,7 @@ def _unescape_fields(fields: Fields, esc: Escaping, sid: str, index: int, kept: 
 # -- rendering ---------------------------------------------------------------------------------
 
 
-def render_document(doc: dict[str, Any]) -> str:
+def render_document(doc: ParsedDocument) -> str:
     """Rebuild ER7 (CR separators, no trailing CR) from a lake document."""
     d = Delimiters(**doc["delimiters"])
     if len(d.field) != 1 or Delimiters.from_msh(f"MSH{d.field}{d.encoding_characters}") != d:
@@ -227,7 +225,7 @@ def render_document(doc: dict[str, Any]) -> str:
     return text
 
 
-def _render_segment(seg: dict[str, Any], index: int, esc: Escaping, *, safe: bool) -> str:
+def _render_segment(seg: Segment, index: int, esc: Escaping, *, safe: bool) -> str:
     """Walk the leaves in position order, writing the separators that lead to each one."""
     sid = seg["id"]
     if not isinstance(sid, str) or _SEGMENT_ID.fullmatch(sid) is None:
