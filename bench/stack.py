@@ -70,6 +70,7 @@ def running_stack(keep_logs: bool = False, **settings: str) -> Iterator[Stack]:
         HL7LAKE_STATE_DIR=str(run_dir / "state"),
         HL7LAKE_LOG_LEVEL="WARNING",
         HL7LAKE_WAIT_SECONDS="1",
+        HL7LAKE_METRICS_BASE_PORT="0",  # no fixed ports beside a developer's own stack
         **settings,
     )
     up = subprocess.Popen(

@@ -104,6 +104,7 @@ class Child:
     name: str
     command: list[str]
     log_file: Path
+    env: dict[str, str] = field(default_factory=dict)  # on top of the supervisor's
     process: subprocess.Popen[bytes] | None = None
     tee: threading.Thread | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
@@ -144,8 +145,8 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self.essentials: dict[str, Essential] = {}
 
-    def start(self, name: str, command: list[str]) -> None:
-        child = Child(name, command, self.log_dir / f"{name}.log")
+    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
+        child = Child(name, command, self.log_dir / f"{name}.log", dict(env or {}))
         self.children[name] = child
         self._spawn(child, mode="wb")
         assert child.process is not None
@@ -164,7 +165,7 @@ class Supervisor:
         try:
             process = subprocess.Popen(
                 child.command,
-                env=self.env,
+                env={**self.env, **child.env},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

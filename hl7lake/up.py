@@ -25,6 +25,7 @@ from hl7lake.readiness import Probe, http_answers, tcp_accepts, wait_until_ready
 from hl7lake.settings import EMULATOR_PORT, RootSettings
 from hl7lake.supervisor import Supervisor, hl7lake_command
 from hub.config import LOCALHOST
+from hub.metrics import METRICS_PORTS
 
 log = logging.getLogger("hl7lake.up")
 
@@ -50,6 +51,15 @@ class UpSettings(RootSettings):
     # Ctrl-C in dev: how long the MLLP listener waits for messages in flight before it cuts them
     # (the listener's own default, 20 s, is for production)
     mllp_stop_timeout_seconds: float = 3.0
+    # /metrics of the MLLP listener and the workers on this port and the next ones (hub.metrics
+    # METRICS_PORTS); 0: none (the gateway serves its own at HL7LAKE_PORT).
+    metrics_base_port: int = METRICS_PORTS["mllp"]
+
+    def metrics_ports(self) -> dict[str, int]:
+        if self.metrics_base_port <= 0:
+            return {}
+        first = METRICS_PORTS["mllp"]
+        return {name: self.metrics_base_port + port - first for name, port in METRICS_PORTS.items()}
 
 
 # --- what the stack claims and waits for ---------------------------------------------------------
@@ -63,6 +73,9 @@ def port_claims(settings: UpSettings) -> list[PortClaim]:
     if settings.embedded_emulator:
         remedy = "set HL7LAKE_EMULATOR_PORT (or HL7LAKE_EMULATOR=external to use what runs there as AWS)"
         claims.insert(0, PortClaim("emulator port", settings.emulator_host, settings.emulator_port, remedy))
+    for name, port in settings.metrics_ports().items():
+        remedy = "set HL7LAKE_METRICS_BASE_PORT (0: no metrics endpoints)"
+        claims.append(PortClaim(f"{name} metrics port", LOCALHOST, port, remedy))
     return claims
 
 
@@ -164,10 +177,15 @@ def _start_services(settings: UpSettings, supervisor: Supervisor) -> None:
     from hl7lake.provision import provision
 
     provision(dev_users=settings.embedded_emulator, max_receive_count=settings.max_receive_count)
+    ports = settings.metrics_ports()
+
+    def metrics_env(name: str) -> dict[str, str]:
+        return {"HL7LAKE_METRICS_PORT": str(ports.get(name, 0)), "HL7LAKE_METRICS_HOST": LOCALHOST}
+
     supervisor.start("gateway", hl7lake_command("gateway"))
-    supervisor.start("mllp", hl7lake_command("mllp"))
+    supervisor.start("mllp", hl7lake_command("mllp"), metrics_env("mllp"))
     for worker in WORKERS:
-        supervisor.start(worker, hl7lake_command("worker", worker))
+        supervisor.start(worker, hl7lake_command("worker", worker), metrics_env(worker))
 
 
 def _stop_stack(supervisor: Supervisor | None, emulator: subprocess.Popen[bytes] | None) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub import metrics
 from hub.events import Envelope, EnvelopeError
 from hub.tracebacks import exception_location
 
@@ -214,7 +215,7 @@ class SqsConsumer:
         if not messages:
             return 0
         self.stats.received += len(messages)
-        with self._kept_invisible(messages):
+        with self._kept_invisible(messages), metrics.HANDLER_SECONDS.labels(self.name).time():
             outcomes = self._handle_all(messages)
         done = [m for m, finished in zip(messages, outcomes, strict=True) if finished]
         if done:
@@ -262,6 +263,7 @@ class SqsConsumer:
         for (i, envelope), outcome in zip(decoded, outcomes, strict=True):
             if outcome is None:
                 self.stats.succeeded += 1
+                metrics.HANDLED.labels(self.name, envelope.event.value, "ok").inc()
                 finished[i] = True
             else:
                 finished[i] = self._after_failure(messages[i], envelope, outcome)
@@ -313,6 +315,7 @@ class SqsConsumer:
                     QueueUrl=self._dlq_url, MessageBody=message["Body"], MessageAttributes=attributes
                 )
                 self.stats.dead_lettered += 1
+                metrics.HANDLED.labels(self.name, envelope.event.value, "dead_lettered").inc()
             else:
                 self._sqs.send_message(
                     QueueUrl=self._queue_url,
@@ -321,6 +324,7 @@ class SqsConsumer:
                     DelaySeconds=delay,
                 )
                 self.stats.retried += 1
+                metrics.HANDLED.labels(self.name, envelope.event.value, "retried").inc()
             return True  # the copy carries the count: delete the original
         except Exception as send_exc:  # leave the original; it comes back after a back-off
             log.warning("retry send failed name=%s error=%s", self.name, send_exc.__class__.__name__)
@@ -350,6 +354,7 @@ class SqsConsumer:
             log.error("dead-lettering failed name=%s error=%s", self.name, exc.__class__.__name__)
             return False
         self.stats.dead_lettered += 1
+        metrics.HANDLED.labels(self.name, "undecodable", "dead_lettered").inc()
         return True  # now in the DLQ: delete it from the source queue
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:

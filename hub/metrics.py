@@ -12,6 +12,9 @@ import logging
 import threading
 
 from prometheus_client import Counter, Histogram, start_http_server
+from pydantic_settings import SettingsConfigDict
+
+from hub.config import LOCALHOST, EnvSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +47,25 @@ END_TO_END_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
 )
 
+
+class MetricsSettings(EnvSettings):
+    """HL7LAKE_METRICS_HOST / HL7LAKE_METRICS_PORT of a worker or the MLLP listener (0: no endpoint;
+    `hl7lake up` gives each child its METRICS_PORTS default, compose sets them per service)."""
+
+    model_config = SettingsConfigDict(env_prefix="HL7LAKE_METRICS_", extra="ignore")
+
+    host: str = LOCALHOST
+    port: int = 0
+
+
 _started: set[int] = set()
 _lock = threading.Lock()
 
 
-def serve(port: int, host: str = "127.0.0.1") -> None:
+def serve(settings: MetricsSettings | None = None) -> None:
     """Starts the /metrics endpoint once per process (port 0: none)."""
+    settings = settings or MetricsSettings()
+    host, port = settings.host, settings.port
     if port <= 0:
         return
     with _lock:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from hub import aws
+from hub import aws, metrics
 from hub.config import HubSettings
 from hub.consumer import Batched, Handler, SqsConsumer
 from hub.topology import subscription
@@ -72,5 +72,6 @@ def run_worker(
         heartbeat=heartbeat_path(settings, name),
     )
     install_stop_signals(stop)
+    metrics.serve()
     consumer.run(stop)
     return consumer

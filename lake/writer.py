@@ -9,8 +9,10 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from hub import metrics
 from hub.document import ParsedDocument
 from hub.events import Envelope, Event
 from hub.payloads import PayloadStore, load_payload
@@ -107,6 +109,8 @@ class LakeWriter:
         for index, write in writes.items():
             if outcomes[index] is None:
                 log.info(*write.log_args)
+                if write.envelope.event in (Event.PARSED, Event.FAILED):
+                    _observe_end_to_end(write.envelope)
         return outcomes
 
     def _catalog_writes(self, writes: dict[int, _Write], outcomes: list[BaseException | None]) -> None:
@@ -257,3 +261,13 @@ class LakeWriter:
             failed_item(entry, raw_uri, error_uri, error),
             lambda: self._catalog.record_failed(entry, raw_uri, error_uri, error),
         )
+
+
+def _observe_end_to_end(envelope: Envelope) -> None:
+    """Receipt at the front door → final status in the lake (retries and redeliveries included)."""
+    try:
+        received = datetime.fromisoformat(envelope.received_at.replace("Z", "+00:00"))
+    except ValueError:
+        return
+    seconds = (datetime.now(UTC) - received).total_seconds()
+    metrics.END_TO_END_SECONDS.labels(envelope.event.value.rsplit(".", 1)[-1]).observe(max(seconds, 0.0))

@@ -12,6 +12,7 @@ from gateway.bootstrap import build_ingest
 from gateway.config import GatewaySettings
 from gateway.mllp.config import MllpSettings
 from gateway.mllp.server import MllpServer
+from hub import metrics
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ async def serve(server: MllpServer) -> None:
 
 def run(settings: MllpSettings | None = None) -> None:
     server = build_server(settings)
+    metrics.serve()
     asyncio.run(serve(server))
     close = getattr(server.ingest, "close", None)  # dedup completions still waiting for their batch
     if close is not None:

@@ -17,7 +17,29 @@ from typing import Any
 
 import httpx
 
+from hub.metrics import METRICS_PORTS
 from tests.conftest import external_env, free_port
+
+
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive free ports on 127.0.0.1."""
+    for _ in range(200):
+        base = free_port()
+        if base + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 @dataclass
@@ -26,6 +48,12 @@ class RunningStack:
     mllp_port: int
     env: dict[str, str]
     process: subprocess.Popen[bytes]
+    metrics_base_port: int = 0
+
+    def metrics_url(self, service: str) -> str:
+        """Where `hl7lake up` serves a worker's or the MLLP listener's /metrics."""
+        offset = METRICS_PORTS[service] - METRICS_PORTS["mllp"]
+        return f"http://127.0.0.1:{self.metrics_base_port + offset}/metrics"
 
     def token(self, user: str) -> dict[str, str]:
         """Authorization header from `hl7lake token`, run with only what a user's second terminal has."""
@@ -67,6 +95,7 @@ def running_stack(
     run_dir: Path, timeout: float = 120, prefix: str | None = None, **settings: str
 ) -> Iterator[RunningStack]:
     emulator_port, gateway_port, mllp_port = free_port(), free_port(), free_port()
+    metrics_base_port = free_port_run(len(METRICS_PORTS))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HL7LAKE_"))}
     env.update(
         HL7LAKE_EMULATOR_PORT=str(emulator_port),
@@ -76,6 +105,7 @@ def running_stack(
         # Never the developer's own lake (.run/state): each stack keeps its state beside its logs.
         HL7LAKE_STATE_DIR=str(run_dir / "state"),
         HL7LAKE_WAIT_SECONDS="1",
+        HL7LAKE_METRICS_BASE_PORT=str(metrics_base_port),
     )
     env.update(external_env(), HL7LAKE_PREFIX=prefix or f"e2e{uuid.uuid4().hex[:8]}", **settings)
     banner = run_dir / "up.stdout"
@@ -91,6 +121,6 @@ def running_stack(
             if time.monotonic() > deadline:
                 raise AssertionError("stack (gateway and MLLP listener) not ready in time")
             time.sleep(0.2)
-        yield RunningStack(url, mllp_port, env, process)
+        yield RunningStack(url, mllp_port, env, process, metrics_base_port)
     finally:
         stop(process)

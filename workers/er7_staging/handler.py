@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from hub import metrics
 from hub.er7 import Er7Error
 from hub.events import Envelope, Event, Format
 from hub.payloads import PayloadStore, load_payload
@@ -100,6 +101,9 @@ class Er7StagingHandler:
 
     def _failure(self, envelope: Envelope, error: dict[str, Any]) -> Envelope:
         error = bounded_error(error)
+        # A position (MSH-9, PID) as the label, never the reason's text: few values, no content.
+        where = error.get("field") or error.get("segment") or "internal"
+        metrics.PARSE_FAILURES.labels(str(where)[:16]).inc()
         log.info(
             "parse failed id=%s type=%s field=%s", envelope.id, envelope.message_type, error.get("field")
         )
