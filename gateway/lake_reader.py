@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -35,6 +36,15 @@ def decode_cursor(cursor: str) -> str:
         return str(data["before"])
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise CursorError("cursor is not one this API returned") from None
+
+
+def catalog_timestamp(value: str) -> str:
+    """An ISO 8601 time as the catalog writes receivedAt (UTC, milliseconds, Z), so it compares with
+    sort keys as text; a time without an offset is UTC. ValueError when it is not a time."""
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def is_message(item: dict[str, Any]) -> bool:
@@ -70,9 +80,19 @@ class LakeReader(Protocol):
         message_type: str | None,
         limit: int,
         before: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]: ...
+        *,
+        source: str | None = None,
+        since: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first. `source` narrows `sources` (never widens them); `since` is a UTC timestamp in
+        the catalog's format: only messages received at or after it."""
+        ...
 
     def read_object(self, uri: str) -> bytes | None: ...
+
+
+def narrowed(sources: tuple[str, ...], source: str | None) -> tuple[str, ...]:
+    return sources if source is None else tuple(s for s in sources if s == source)
 
 
 def merge_pages(
@@ -82,6 +102,25 @@ def merge_pages(
     page = merged[:limit]
     has_more = more or len(merged) > limit
     return page, (page[-1]["sortKey"] if page and has_more else None)
+
+
+def _key_condition(
+    source: str, before: str | None, since: str | None
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The bySource key condition: a sort key has one condition only, so `since` with a cursor is
+    BETWEEN (inclusive); the cursor's own item is then dropped by the caller."""
+    names = {"#src": "source"}
+    values: dict[str, Any] = {":src": {"S": source}}
+    if before is None and since is None:
+        return "#src = :src", names, values
+    names["#sk"] = "sortKey"
+    if before is not None:
+        values[":before"] = {"S": before}
+    if since is not None:
+        values[":since"] = {"S": since}
+    if before is not None and since is not None:
+        return "#src = :src AND #sk BETWEEN :since AND :before", names, values
+    return "#src = :src AND " + ("#sk < :before" if before is not None else "#sk >= :since"), names, values
 
 
 class DynamoLakeReader:
@@ -99,11 +138,15 @@ class DynamoLakeReader:
         return self._item(raw["Item"]) if "Item" in raw else None
 
     def _query_source(
-        self, source: str, status: str | None, message_type: str | None, limit: int, before: str | None
+        self,
+        source: str,
+        status: str | None,
+        message_type: str | None,
+        limit: int,
+        before: str | None,
+        since: str | None,
     ) -> tuple[list[dict[str, Any]], bool]:
-        condition = "#src = :src" + (" AND #sk < :before" if before else "")
-        names = {"#src": "source"} | ({"#sk": "sortKey"} if before else {})
-        values: dict[str, Any] = {":src": {"S": source}} | ({":before": {"S": before}} if before else {})
+        condition, names, values = _key_condition(source, before, since)
         found: list[dict[str, Any]] = []
         start: dict[str, Any] | None = None
         while len(found) <= limit:
@@ -119,7 +162,11 @@ class DynamoLakeReader:
             if start:
                 kwargs["ExclusiveStartKey"] = start
             response = self._ddb.query(**kwargs)
-            found += [i for i in map(self._item, response["Items"]) if matches(i, status, message_type)]
+            found += [
+                i
+                for i in map(self._item, response["Items"])
+                if matches(i, status, message_type) and i.get("sortKey") != before
+            ]
             start = response.get("LastEvaluatedKey")
             if not start:
                 return found[: limit + 1], len(found) > limit
@@ -132,8 +179,16 @@ class DynamoLakeReader:
         message_type: str | None,
         limit: int,
         before: str | None,
+        *,
+        source: str | None = None,
+        since: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        results = [self._query_source(s, status, message_type, limit, before) for s in sources]
+        if before is not None and since is not None and since > before:
+            return [], None  # BETWEEN refuses an empty range
+        results = [
+            self._query_source(s, status, message_type, limit, before, since)
+            for s in narrowed(sources, source)
+        ]
         return merge_pages([items for items, _ in results], limit, any(more for _, more in results))
 
     def read_object(self, uri: str) -> bytes | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import GATEWAY_PORT
+from hl7lake.daily_commands import add_daily_commands
 from hl7lake.logs import configure
 from hub.config import LOCALHOST, SettingsError
 
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--tcp", help="HOST:PORT that must accept connections (the MLLP listener)")
     health.add_argument("--max-age", type=float, default=60.0, help="seconds since the worker's last poll")
     health.set_defaults(func=_cmd_healthcheck)
+    add_daily_commands(sub)
     return parser
 
 

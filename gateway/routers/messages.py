@@ -13,7 +13,14 @@ from starlette.requests import ClientDisconnect
 from gateway import ack
 from gateway.deps import CurrentPrincipal, Services
 from gateway.ingest import IngestService, MediaType, check_media_type, choose_source, unexpected
-from gateway.lake_reader import CursorError, decode_cursor, encode_cursor, is_message, public_item
+from gateway.lake_reader import (
+    CursorError,
+    catalog_timestamp,
+    decode_cursor,
+    encode_cursor,
+    is_message,
+    public_item,
+)
 from gateway.problems import Problem, not_found
 from hub.document import ParsedDocument
 
@@ -253,15 +260,24 @@ def list_messages(
     type: Annotated[str | None, Query(max_length=40, description="e.g. ADT^A01 (or ADT_A01)")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
+    source: Annotated[str | None, Query(max_length=64, description="one of the sources you may read")] = None,
+    since: Annotated[
+        str | None, Query(max_length=40, description="ISO 8601 time: only messages received since")
+    ] = None,
 ) -> dict[str, Any]:
     try:
         before = decode_cursor(cursor) if cursor else None
     except CursorError as exc:
         raise Problem(400, "bad_cursor", str(exc)) from None
+    try:
+        received_since = catalog_timestamp(since) if since else None
+    except ValueError:
+        raise Problem(400, "bad_since", f"since {since!r} is not an ISO 8601 time") from None
     message_type = type.replace("_", "^", 1) if type else None
     if not principal.read:
         return {"items": [], "next": None}
-    items, next_key = services.reader.page(principal.read, status, message_type, limit, before)
+    narrowing = {"source": source, "since": received_since}
+    items, next_key = services.reader.page(principal.read, status, message_type, limit, before, **narrowing)
     return {"items": [public_item(i) for i in items], "next": encode_cursor(next_key) if next_key else None}
 
 

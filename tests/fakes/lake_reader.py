@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.lake_reader import matches, merge_pages
+from gateway.lake_reader import matches, merge_pages, narrowed
 
 
 class MemoryLakeReader:
@@ -24,13 +24,17 @@ class MemoryLakeReader:
         message_type: str | None,
         limit: int,
         before: str | None,
+        *,
+        source: str | None = None,
+        since: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         selected = [
             i
             for i in self.items.values()
-            if i.get("source") in sources
+            if i.get("source") in narrowed(sources, source)
             and matches(i, status, message_type)
             and (before is None or i["sortKey"] < before)
+            and (since is None or i["sortKey"] >= since)
         ]
         return merge_pages([selected], limit, False)
 
