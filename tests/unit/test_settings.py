@@ -20,6 +20,7 @@ from hl7lake.up import UpSettings
 from hub.aws import AwsCallSettings
 from hub.callcount import CallCountSettings
 from hub.config import HubSettings, SettingsError, env_name
+from hub.metrics import MetricsSettings
 from hub.runtime import WorkerSettings
 from workers.er7_staging.bootstrap import StagingSettings
 
@@ -32,6 +33,7 @@ SETTINGS: list[type[BaseSettings]] = [
     StagingSettings,
     GatewaySettings,
     MllpSettings,
+    MetricsSettings,
     RootSettings,
     UpSettings,
 ]

@@ -21,6 +21,7 @@ from hl7lake.ports import PortClaim, StackFailure, check_ports_free
 from hl7lake.readiness import Probe, wait_until_ready
 from hl7lake.supervisor import Supervisor
 from hl7lake.up import UpSettings, port_claims, prepare_state_dir
+from tests.e2e.running import free_port_run
 
 EXITS_AT_ONCE = [
     sys.executable,
@@ -186,14 +187,22 @@ def test_a_taken_port_names_the_process_holding_it_and_the_setting() -> None:
 
 
 def test_every_port_is_claimed_before_anything_starts() -> None:
-    settings = UpSettings(port=free_port(), mllp_port=free_port(), emulator_port=free_port())
+    settings = UpSettings(
+        port=free_port(), mllp_port=free_port(), emulator_port=free_port(), metrics_base_port=free_port_run(4)
+    )
     claims = port_claims(settings)
+    base = settings.metrics_base_port
     assert {(c.port, c.remedy.split()[1]) for c in claims} == {
         (settings.emulator_port, "HL7LAKE_EMULATOR_PORT"),
         (settings.port, "HL7LAKE_PORT"),
         (settings.mllp_port, "HL7LAKE_MLLP_PORT"),
+        *((port, "HL7LAKE_METRICS_BASE_PORT") for port in range(base, base + 4)),
     }
     check_ports_free(claims)  # all free: no error
+    without = UpSettings(
+        port=free_port(), mllp_port=free_port(), emulator_port=free_port(), metrics_base_port=0
+    )
+    assert len(port_claims(without)) == 3  # no metrics endpoints, no claims for them
 
 
 def test_the_emulator_dying_stops_the_stack_loudly(
