@@ -31,7 +31,7 @@ from typing import Any
 
 from gateway.problems import Problem
 from hub import er7
-from hub.er7 import Delimiters, Header
+from hub.er7 import Delimiters, Header, escaping_for
 from hub.ids import new_message_id
 from hub.tracebacks import exception_location
 
@@ -43,7 +43,6 @@ DEFAULT_VERSION_NUMBER = (2, 5)
 _VERSION = re.compile(r"\s*(\d{1,3})(?:\.(\d{1,3}))?(?:\.(\d{1,3}))?")
 _SAFE_CONTROL_ID = re.compile(r"[A-Za-z0-9._:\-]{1,199}")
 _FIELD = re.compile(r"^([A-Z][A-Z0-9]{2})-(\d+)(?:\[(\d+)\])?(?:\.(\d+))?(?:\.(\d+))?$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -168,7 +167,7 @@ def from_header(
         receiving_application=raw(5),
         receiving_facility=raw(6),
         control_id=raw(10),
-        trigger=escape(header.trigger or "", d),
+        trigger=escaping_for(d).escape_text(header.trigger or ""),
         processing_id=raw(11) or "P",
         version=raw(12) or DEFAULT_VERSION,
         version_number=_version_number(header.version),
@@ -211,21 +210,6 @@ def _unreadable(normalized: str, segment_ids: tuple[str, ...], codec: str) -> Re
         if len(fields) > 9 and _SAFE_CONTROL_ID.fullmatch(fields[9]):
             control_id = fields[9]
     return Received(control_id=control_id, segment_ids=segment_ids, codec=codec, readable=False)
-
-
-def escape(value: str, d: Delimiters) -> str:
-    """Escape text for an ER7 field written with delimiters ``d`` (control characters → blanks)."""
-    table = {
-        d.escape: f"{d.escape}E{d.escape}",
-        d.field: f"{d.escape}F{d.escape}",
-        d.component: f"{d.escape}S{d.escape}",
-        d.subcomponent: f"{d.escape}T{d.escape}",
-        d.repetition: f"{d.escape}R{d.escape}",
-    }
-    if d.truncation:
-        table[d.truncation] = f"{d.escape}P{d.escape}"
-    value = _CONTROL.sub(" ", value)
-    return "".join(table.get(ch, ch) for ch in value)
 
 
 def _condition(value: str | None, outcome: Outcome) -> bool:
@@ -372,7 +356,8 @@ def build_ack(
     if error is None:
         segments.append(d.field.join(_trim(msa)))
         return "\r".join(segments)
-    reason = escape(error.reason[:MAX_USER_MESSAGE], d)
+    escaping = escaping_for(d)
+    reason = escaping.escape_text(error.reason[:MAX_USER_MESSAGE])
     code_text = ERROR_TEXTS.get(error.code, "")
     if version < (2, 5):
         msa.append(reason)  # MSA-3 text message: what senders before v2.4 read
@@ -384,7 +369,7 @@ def build_ack(
         d.component.join(_trim(location)),
         d.component.join([str(error.code), code_text, "HL70357"]),
         "E",
-        escape(error.application_code or "", d),
+        escaping.escape_text(error.application_code or ""),
         "",
         "",
         reason,

@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from hub.er7 import HEADER_IDS, Delimiters, Er7Error, hex_codec, normalize, read_header
-from workers.er7_staging.escaping import Escaping, escaping_for
+from hub.er7.escaping import Escaping, escaping_for
 
 Fields = dict[str, str]
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}")
