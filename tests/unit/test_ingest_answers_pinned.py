@@ -44,10 +44,6 @@ def pinned(answer: Any) -> str:
     return _ID.sub(lambda m: ids.setdefault(m.group(), f"ID{len(ids) + 1}"), json.dumps(answer))
 
 
-def as_dict(answer: Any) -> Any:
-    return answer if isinstance(answer, dict) else answer.to_dict()
-
-
 def msg(control_id: bytes, pid: bytes = b"1") -> bytes:
     return (
         b"MSH|^~\\&|LAB|HOSP_A|LAKE|AWS|20260101120000||ADT^A01^ADT_A01|"
@@ -129,13 +125,13 @@ def test_ack_of_an_unreadable_message_is_pinned(case: str, expected: str) -> Non
 
 def test_single_message_answers_are_pinned() -> None:
     service = IngestService(MemoryDedupStore(), MemoryHub())
-    assert pinned(as_dict(service.ingest(msg(b"C1"), MEDIA, "src"))) == (
+    assert pinned(service.ingest(msg(b"C1"), MEDIA, "src").to_dict()) == (
         '{"id": "ID1", "status": "accepted", "duplicate": false, "messageType": "ADT^A01", "controlId": "C1", "source": "src", "controlIdReused": false}'
     )
-    assert pinned(as_dict(service.ingest(msg(b"C1", b"2"), MEDIA, "src"))) == (
+    assert pinned(service.ingest(msg(b"C1", b"2"), MEDIA, "src").to_dict()) == (
         '{"id": "ID1", "status": "accepted", "duplicate": false, "messageType": "ADT^A01", "controlId": "C1", "source": "src", "flags": ["controlIdReused"], "controlIdReused": true}'
     )
-    assert pinned(as_dict(service.ingest(msg(b""), MEDIA, "src"))) == (
+    assert pinned(service.ingest(msg(b""), MEDIA, "src").to_dict()) == (
         '{"id": "ID1", "status": "accepted", "duplicate": false, "messageType": "ADT^A01", "controlId": "", "source": "src", "flags": ["missing-control-id"], "controlIdReused": false}'
     )
     with pytest.raises(Problem) as raised:
@@ -152,7 +148,7 @@ def test_batch_answer_and_its_ack_are_pinned() -> None:
     unreadable = b"MSH|^~\\&|LAB|HOSP_A|LAKE|AWS|20260101120000|||C9|P|2.5.1\rPID|1\r"
     body = batch(msg(b"B1"), msg(b"B2"), msg(b"B1"), msg(b"C1"), unreadable)
     result = service.ingest(body, MEDIA, "src")
-    assert pinned(as_dict(result)) == (
+    assert pinned(result.to_dict()) == (
         '{"batch": {"id": "ID1", "messages": 5, "accepted": 2, "duplicate": 2, "rejected": 1, "declaredCounts": {"BTS-1": 5, "FTS-1": 1}, "problems": []}, "messages": [{"index": 1, "id": "ID2", "status": "accepted", "duplicate": false, "messageType": "ADT^A01", "controlId": "B1", "source": "src", "controlIdReused": false}, {"index": 2, "id": "ID3", "status": "accepted", "duplicate": false, "messageType": "ADT^A01", "controlId": "B2", "source": "src", "controlIdReused": false}, {"index": 3, "id": "ID2", "messageType": "ADT^A01", "controlId": "B1", "source": "src", "status": "duplicate", "duplicate": true}, {"index": 4, "duplicate": true, "id": "ID4", "status": "duplicate", "messageType": "ADT^A01", "controlId": "C1", "source": "src"}, {"index": 5, "reason": "message type (MSH-9) is missing", "segment": "MSH", "segmentIndex": 1, "field": "MSH-9", "id": "ID5", "status": "rejected", "error": {"error": "bad_message", "message": "segment 1 (MSH), field MSH-9: message type (MSH-9) is missing", "reason": "message type (MSH-9) is missing", "segment": "MSH", "segmentIndex": 1, "field": "MSH-9", "id": "ID5"}}]}'
     )
     answer = ack.acknowledge(ack.from_bytes(body), None, result=result, control_id="ACK1", now=NOW)
@@ -164,7 +160,7 @@ def test_batch_answer_and_its_ack_are_pinned() -> None:
 def test_large_batch_accepted_whole_is_pinned() -> None:
     service = IngestService(MemoryDedupStore(), MemoryHub(), sync_batch_limit=2)
     body = batch(msg(b"P1"), msg(b"P2"), msg(b"P3"))
-    assert pinned(as_dict(service.ingest(body, MEDIA, "src", split_later=True))) == (
+    assert pinned(service.ingest(body, MEDIA, "src", split_later=True).to_dict()) == (
         '{"batch": {"id": "ID1", "status": "processing", "messages": 3, "declaredCounts": {"BTS-1": 3, "FTS-1": 1}, "problems": [], "location": "/v1/batches/ID1"}}'
     )
 
@@ -173,6 +169,6 @@ def test_members_of_a_retried_batch_are_pinned() -> None:
     service = IngestService(MemoryDedupStore(), MemoryHub())
     first = service.accept_members([msg(b"R1").decode()], "src", "BATCH1", (), {})
     again = service.accept_members([msg(b"R1").decode(), msg(b"R1").decode()], "src", "BATCH1", (), {})
-    assert pinned([as_dict(m) for m in first + again]) == (
+    assert pinned([m.to_dict() for m in first + again]) == (
         '[{"index": 1, "id": "ID1", "status": "accepted", "duplicate": false, "messageType": "ADT^A01", "controlId": "R1", "source": "src", "controlIdReused": false}, {"index": 1, "id": "ID1", "messageType": "ADT^A01", "controlId": "R1", "source": "src", "status": "accepted", "duplicate": false}, {"index": 2, "id": "ID1", "messageType": "ADT^A01", "controlId": "R1", "source": "src", "status": "duplicate", "duplicate": true}]'
     )
