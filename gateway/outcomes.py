@@ -12,7 +12,6 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.problems import Problem
-from hub.er7 import ErrorCondition
 
 
 class Status(StrEnum):
@@ -76,11 +75,6 @@ class MemberOutcome:
     index: int
     status: Status
     answer: IngestOutcome | MessageSummary | Problem
-
-    @property
-    def condition(self) -> ErrorCondition | None:
-        """The ERR condition of a rejected member (None when the problem carries none)."""
-        return self.answer.condition if isinstance(self.answer, Problem) else None
 
     def to_dict(self) -> dict[str, Any]:
         answer = self.answer
