@@ -27,11 +27,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
+from gateway.outcomes import BatchOutcome, IngestResult
 from gateway.problems import Problem
 from hub import er7
-from hub.er7 import Delimiters, Header
+from hub.er7 import Delimiters, ErrorCode, ErrorCondition, Header, escaping_for
 from hub.ids import new_message_id
 from hub.tracebacks import exception_location
 
@@ -43,7 +43,6 @@ DEFAULT_VERSION_NUMBER = (2, 5)
 _VERSION = re.compile(r"\s*(\d{1,3})(?:\.(\d{1,3}))?(?:\.(\d{1,3}))?")
 _SAFE_CONTROL_ID = re.compile(r"[A-Za-z0-9._:\-]{1,199}")
 _FIELD = re.compile(r"^([A-Z][A-Z0-9]{2})-(\d+)(?:\[(\d+)\])?(?:\.(\d+))?(?:\.(\d+))?$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -62,24 +61,6 @@ class Outcome(StrEnum):
 
 ORIGINAL_CODES = {Outcome.ACCEPTED: "AA", Outcome.ERROR: "AE", Outcome.REJECTED: "AR"}
 COMMIT_CODES = {Outcome.ACCEPTED: "CA", Outcome.ERROR: "CE", Outcome.REJECTED: "CR"}
-
-# HL7 table 0357 (message error condition codes)
-SEGMENT_SEQUENCE_ERROR = 100
-REQUIRED_FIELD_MISSING = 101
-DATA_TYPE_ERROR = 102
-APPLICATION_INTERNAL_ERROR = 207
-ERROR_TEXTS = {
-    0: "Message accepted",
-    SEGMENT_SEQUENCE_ERROR: "Segment sequence error",
-    REQUIRED_FIELD_MISSING: "Required field missing",
-    DATA_TYPE_ERROR: "Data type error",
-    103: "Table value not found",
-    200: "Unsupported message type",
-    201: "Unsupported event code",
-    202: "Unsupported processing id",
-    203: "Unsupported version id",
-    APPLICATION_INTERNAL_ERROR: "Application internal error",
-}
 
 
 @dataclass(frozen=True)
@@ -113,7 +94,7 @@ class AckError:
     """What the ERR segment says: where (ERR-2), which HL7 code (ERR-3), why (ERR-8)."""
 
     reason: str
-    code: int = APPLICATION_INTERNAL_ERROR
+    code: ErrorCode = ErrorCode.APPLICATION_INTERNAL_ERROR  # ERR-3: HL7 table 0357
     application_code: str | None = None  # ERR-5: the front door's own error code (e.g. too_large)
     segment: str | None = None
     segment_index: int | None = None  # 1-based position of the segment in the message
@@ -168,7 +149,7 @@ def from_header(
         receiving_application=raw(5),
         receiving_facility=raw(6),
         control_id=raw(10),
-        trigger=escape(header.trigger or "", d),
+        trigger=escaping_for(d).escape_text(header.trigger or ""),
         processing_id=raw(11) or "P",
         version=raw(12) or DEFAULT_VERSION,
         version_number=_version_number(header.version),
@@ -213,21 +194,6 @@ def _unreadable(normalized: str, segment_ids: tuple[str, ...], codec: str) -> Re
     return Received(control_id=control_id, segment_ids=segment_ids, codec=codec, readable=False)
 
 
-def escape(value: str, d: Delimiters) -> str:
-    """Escape text for an ER7 field written with delimiters ``d`` (control characters → blanks)."""
-    table = {
-        d.escape: f"{d.escape}E{d.escape}",
-        d.field: f"{d.escape}F{d.escape}",
-        d.component: f"{d.escape}S{d.escape}",
-        d.subcomponent: f"{d.escape}T{d.escape}",
-        d.repetition: f"{d.escape}R{d.escape}",
-    }
-    if d.truncation:
-        table[d.truncation] = f"{d.escape}P{d.escape}"
-    value = _CONTROL.sub(" ", value)
-    return "".join(table.get(ch, ch) for ch in value)
-
-
 def _condition(value: str | None, outcome: Outcome) -> bool:
     """HL7 table 0155: AL always, NE never, ER on error/reject only, SU on success only."""
     if value == "NE":
@@ -253,54 +219,54 @@ def choose_code(received: Received, outcome: Outcome, *, always: bool = False) -
 _ERROR_PROBLEMS = frozenset({"bad_message", "batch_not_supported"})
 
 
-def _error_code(reason: str, field: str | None) -> int:
-    text = reason.lower()
-    if "missing" in text and field:
-        return REQUIRED_FIELD_MISSING
-    if "expected msh" in text or "outside any message" in text or "after fts" in text or "bts" in text:
-        return SEGMENT_SEQUENCE_ERROR
-    if field:
-        return DATA_TYPE_ERROR
-    return APPLICATION_INTERNAL_ERROR
-
-
-def _batch_outcome(result: dict[str, Any]) -> tuple[Outcome, AckError | None]:
+def _batch_outcome(result: BatchOutcome) -> tuple[Outcome, AckError | None]:
     """One frame holding several messages gets one ACK: AE when any of them was rejected."""
-    summary = result.get("batch") or {}
-    rejected = [m for m in result.get("messages", []) if m.get("status") == "rejected"]
+    rejected = result.rejected
     if not rejected:
         return Outcome.ACCEPTED, None
     first = rejected[0]
-    error = first.get("error") or {}
-    reason = str(error.get("reason") or error.get("message") or "unreadable")
+    condition = _condition_of(first.answer) if isinstance(first.answer, Problem) else None
+    reason = (condition.reason if condition else "") or "unreadable"
     return Outcome.ERROR, AckError(
         reason=(
-            f"{len(rejected)} of {summary.get('messages', '?')} messages of the batch were rejected"
-            f" (the others are accepted); first: message {first.get('index')}: {reason}"
+            f"{len(rejected)} of {len(result.members)} messages of the batch were rejected"
+            f" (the others are accepted); first: message {first.index}: {reason}"
         ),
-        code=_error_code(reason, error.get("field")),
+        code=condition.code if condition else ErrorCode.APPLICATION_INTERNAL_ERROR,
         application_code="batch_rejected_messages",
     )
 
 
+def _condition_of(problem: Problem) -> ErrorCondition:
+    """What an unreadable message's ERR says; a problem without a condition reads as an internal error
+    (batch_not_supported, which only a body of several messages can cause, as a sequence error)."""
+    if problem.condition is not None:
+        return dataclasses.replace(problem.condition, reason=problem.condition.reason or problem.message)
+    code = (
+        ErrorCode.SEGMENT_SEQUENCE_ERROR
+        if problem.code == "batch_not_supported"
+        else ErrorCode.APPLICATION_INTERNAL_ERROR
+    )
+    return ErrorCondition(code, problem.message)
+
+
 def outcome_of(
-    problem: Problem | None, result: dict[str, Any] | None = None
+    problem: Problem | None, result: IngestResult | None = None
 ) -> tuple[Outcome, AckError | None]:
     """Map the ingest answer (``problem`` None: accepted, with ``result``) to an outcome and ERR."""
-    if problem is None and result is not None and "batch" in result:
+    if problem is None and isinstance(result, BatchOutcome):
         return _batch_outcome(result)
     if problem is None or problem.status == 409:
         return Outcome.ACCEPTED, None
     if problem.status == 400 and problem.code in _ERROR_PROBLEMS:
-        reason = str(problem.details.get("reason") or problem.message)
-        field = problem.details.get("field")
+        condition = _condition_of(problem)
         return Outcome.ERROR, AckError(
-            reason=reason,
-            code=_error_code(reason, field) if problem.code == "bad_message" else SEGMENT_SEQUENCE_ERROR,
+            reason=condition.reason,
+            code=condition.code,
             application_code=problem.code,
-            segment=problem.details.get("segment"),
-            segment_index=problem.details.get("segmentIndex"),
-            field=field,
+            segment=condition.location.segment,
+            segment_index=condition.location.segment_index,
+            field=condition.location.field,
         )
     return Outcome.REJECTED, AckError(reason=problem.message, application_code=problem.code)
 
@@ -372,8 +338,10 @@ def build_ack(
     if error is None:
         segments.append(d.field.join(_trim(msa)))
         return "\r".join(segments)
-    reason = escape(error.reason[:MAX_USER_MESSAGE], d)
-    code_text = ERROR_TEXTS.get(error.code, "")
+    escaping = escaping_for(d)
+    reason = escaping.escape_text(error.reason[:MAX_USER_MESSAGE])
+    error_code = ErrorCode(error.code)
+    code_text = error_code.text
     if version < (2, 5):
         msa.append(reason)  # MSA-3 text message: what senders before v2.4 read
     segments.append(d.field.join(_trim(msa)))
@@ -382,15 +350,15 @@ def build_ack(
         "ERR",
         "",  # ERR-1 (ELD) is for versions before 2.5, filled below
         d.component.join(_trim(location)),
-        d.component.join([str(error.code), code_text, "HL70357"]),
+        d.component.join([str(error_code.value), code_text, "HL70357"]),
         "E",
-        escape(error.application_code or "", d),
+        escaping.escape_text(error.application_code or ""),
         "",
         "",
         reason,
     ]
     if version < (2, 5):
-        eld_code = d.subcomponent.join([str(error.code), code_text, "HL70357"])
+        eld_code = d.subcomponent.join([str(error_code.value), code_text, "HL70357"])
         segment, sequence, position = ([*location, "", "", ""])[:3]
         err[1] = d.component.join([segment, sequence, position, eld_code])
     segments.append(d.field.join(_trim(err)))
@@ -401,7 +369,7 @@ def acknowledge(
     received: Received,
     problem: Problem | None,
     *,
-    result: dict[str, Any] | None = None,
+    result: IngestResult | None = None,
     always: bool = False,
     control_id: str | None = None,
     now: datetime | None = None,

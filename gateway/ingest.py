@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,15 @@ from gateway.auth import Principal
 from gateway.backlog import BacklogMonitor
 from gateway.completions import DeferredCompletions
 from gateway.dedup import Claim, ClaimState, DedupStore, DedupUnavailable, Fingerprint
+from gateway.outcomes import (
+    BatchOutcome,
+    BatchProcessing,
+    IngestOutcome,
+    IngestResult,
+    MemberOutcome,
+    MessageSummary,
+    Status,
+)
 from gateway.problems import Problem, in_progress, internal_error, unavailable
 from hub import er7
 from hub.events import Envelope, Event, Format, utc_timestamp
@@ -92,7 +102,7 @@ def hub_rejected(message_id: str) -> Problem:
 
 def _bad_message(err: er7.Er7Error, rejected_id: str | None) -> Problem:
     details = {**err.to_dict(), "id": rejected_id}
-    return Problem(400, "bad_message", str(err), details=details)
+    return Problem(400, "bad_message", str(err), details=details, condition=err.condition)
 
 
 @dataclass(frozen=True)
@@ -111,42 +121,19 @@ class BatchLink:
         return link
 
 
-OUTCOMES = ("accepted", "duplicate", "rejected")
-
-
-def batch_answer(
-    batch_id: str,
-    results: list[dict[str, Any]],
-    declared_counts: dict[str, int],
-    problems: Sequence[dict[str, Any]],
-) -> dict[str, Any]:
-    """The answer (or final report) for a batch: counts by outcome, then each message's outcome."""
-    counts = {s: sum(1 for r in results if r["status"] == s) for s in OUTCOMES}
-    return {
-        "batch": {
-            "id": batch_id,
-            "messages": len(results),
-            **counts,
-            "declaredCounts": declared_counts,
-            "problems": list(problems),
-        },
-        "messages": results,
-    }
-
-
 class _AlreadyInThisBatch(Exception):
     """A member accepted by an earlier attempt at the same batch (a retried split)."""
 
-    def __init__(self, result: dict[str, Any]) -> None:
+    def __init__(self, summary: MessageSummary) -> None:
         super().__init__("accepted earlier in this batch")
-        self.result = result
+        self.summary = summary
 
 
 @dataclass(frozen=True)
 class _Claimed:
     claim: Claim
     envelope: Envelope
-    summary: dict[str, Any]
+    summary: MessageSummary
 
 
 class IngestService:
@@ -172,7 +159,7 @@ class IngestService:
 
     def ingest(
         self, body: bytes, media: MediaType, source: str, *, split_later: bool = False
-    ) -> dict[str, Any]:
+    ) -> IngestResult:
         """The answer for one body. With split_later, a batch of more than `sync_batch_limit` messages
         is accepted as a whole and split by the batch splitter; its outcomes come later."""
         self._refuse_when_behind()
@@ -191,7 +178,7 @@ class IngestService:
 
     def _one(
         self, text: str, normalized: str, source: str, *, body_size: int, flags: tuple[str, ...] = ()
-    ) -> dict[str, Any]:
+    ) -> IngestOutcome:
         claimed = self._claim(text, normalized, source, None, flags)
         return self._settle(claimed, self._publish([claimed])[0], body_size)
 
@@ -210,11 +197,6 @@ class IngestService:
         except er7.Er7Error as err:
             raise _bad_message(err, self._keep_rejected(text.encode("utf-8"), source, err, link)) from None
         digest = er7.dedup_digest(normalized)
-        summary: dict[str, Any] = {
-            "messageType": header.message_type,
-            "controlId": header.control_id,
-            "source": source,
-        }
         try:
             claim = self._dedup.claim(
                 Fingerprint(source, header.control_id, digest),
@@ -224,22 +206,21 @@ class IngestService:
             )
         except DedupUnavailable:
             raise unavailable("deduplication store unavailable") from None
+        known = MessageSummary(claim.message_id, header.message_type, header.control_id, source)
         if claim.state is ClaimState.DUPLICATE:
             if link and claim.batch_id == link.id:  # accepted by an earlier attempt at this very batch
-                raise _AlreadyInThisBatch({"id": claim.message_id, **summary})
+                raise _AlreadyInThisBatch(known)
             log.info("duplicate id=%s source=%s type=%s", claim.message_id, source, header.message_type)
             raise Problem(
                 409,
                 "duplicate",
                 "this message was already accepted",
-                details={"duplicate": True, "id": claim.message_id, "status": "duplicate", **summary},
+                details={"duplicate": True, "id": claim.message_id, "status": "duplicate", **known.fields()},
             )
         if claim.state is ClaimState.IN_PROGRESS:
             raise in_progress(claim.message_id)
         reused = (CONTROL_ID_REUSED,) if claim.control_id_reused else ()
         flags = tuple(dict.fromkeys((*body_flags, *header.flags, *reused)))
-        if flags:
-            summary["flags"] = list(flags)
         envelope = Envelope(
             event=Event.RECEIVED,
             id=claim.message_id,
@@ -253,7 +234,7 @@ class IngestService:
             flags=flags,
             batch=link.to_dict() if link else None,
         )
-        return _Claimed(claim, envelope, summary)
+        return _Claimed(claim, envelope, dataclasses.replace(known, flags=flags))
 
     def _publish(self, claimed: list[_Claimed]) -> list[Exception | None]:
         if len(claimed) == 1:
@@ -264,7 +245,7 @@ class IngestService:
             return [None]
         return self._publisher.publish_batch([c.envelope for c in claimed])
 
-    def _settle(self, claimed: _Claimed, outcome: Exception | None, body_size: int) -> dict[str, Any]:
+    def _settle(self, claimed: _Claimed, outcome: Exception | None, body_size: int) -> IngestOutcome:
         """The answer for a claimed message once its publish is known; its claim completed or let go."""
         claim = claimed.claim
         if isinstance(outcome, HubRejected):
@@ -290,28 +271,22 @@ class IngestService:
             body_size,
             claim.control_id_reused,
         )
-        return {
-            "id": claim.message_id,
-            "status": "accepted",
-            "duplicate": False,
-            **claimed.summary,
-            "controlIdReused": claim.control_id_reused,
-        }
+        return IngestOutcome(claimed.summary, claim.control_id_reused)
 
     def _batch(
         self, batch: er7.Batch, source: str, body_size: int, flags: tuple[str, ...] = ()
-    ) -> dict[str, Any]:
+    ) -> BatchOutcome:
         batch_id = new_message_id()
         problems = tuple(p.to_dict() for p in batch.problems)
         results = self.accept_members(batch.messages, source, batch_id, problems, {}, body_flags=flags)
-        answer = batch_answer(batch_id, results, batch.declared_counts, problems)
+        answer = BatchOutcome(batch_id, tuple(results), batch.declared_counts, problems)
         log.info(
             "batch id=%s source=%s messages=%d bytes=%d accepted=%d duplicate=%d rejected=%d",
             batch_id,
             source,
             len(results),
             body_size,
-            *(answer["batch"][s] for s in OUTCOMES),
+            *(answer.count(s) for s in Status),
         )
         return answer
 
@@ -321,39 +296,37 @@ class IngestService:
         source: str,
         batch_id: str,
         problems: tuple[dict[str, Any], ...],
-        seen: dict[str, dict[str, Any]],
+        seen: dict[str, MessageSummary],
         *,
         first_index: int = 1,
         count: int | None = None,
         body_flags: tuple[str, ...] = (),
-    ) -> list[dict[str, Any]]:
+    ) -> list[MemberOutcome]:
         """Each message of a batch accepted, deduplicated or rejected on its own; the accepted ones
         published together (SNS PublishBatch). `seen` maps digests met earlier in the batch to what
         they are. A 503 stops the batch: a retry of it is safe, since what was accepted comes back as
         accepted (same ids), and what was claimed but not acknowledged is taken over under its id."""
         count = count or len(messages)
-        results: dict[int, dict[str, Any]] = {}
+        results: dict[int, MemberOutcome] = {}
         claimed: dict[int, _Claimed] = {}
         try:
             for index, message in enumerate(messages, start=first_index):
                 digest = er7.dedup_digest(message)
                 if digest in seen:
-                    results[index] = {**seen[digest], "status": "duplicate", "duplicate": True}
+                    results[index] = MemberOutcome(index, Status.DUPLICATE, seen[digest])
                     continue
                 link = BatchLink(batch_id, index, count, problems)
                 try:
                     claimed[index] = self._claim(message, message, source, link, body_flags)
-                    seen[digest] = {"id": claimed[index].claim.message_id, **claimed[index].summary}
+                    seen[digest] = claimed[index].summary
                 except _AlreadyInThisBatch as earlier:
-                    results[index] = {**earlier.result, "status": "accepted", "duplicate": False}
-                    seen[digest] = earlier.result
+                    results[index] = MemberOutcome(index, Status.ACCEPTED, earlier.summary)
+                    seen[digest] = earlier.summary
                 except Problem as problem:
                     if problem.status == 503:
                         raise
-                    status = "duplicate" if problem.status == 409 else "rejected"
-                    results[index] = {**problem.details, "status": status}
-                    if problem.status != 409:
-                        results[index]["error"] = problem.body()
+                    status = Status.DUPLICATE if problem.status == 409 else Status.REJECTED
+                    results[index] = MemberOutcome(index, status, problem)
         except Problem:
             for held in claimed.values():
                 self._abandon(held.claim)
@@ -362,14 +335,17 @@ class IngestService:
         failure: Problem | None = None
         for (index, held), outcome in zip(claimed.items(), outcomes, strict=True):
             try:
-                results[index] = self._settle(held, outcome, len(held.envelope.payload))
+                settled = self._settle(held, outcome, len(held.envelope.payload))
+                results[index] = MemberOutcome(index, Status.ACCEPTED, settled)
             except Problem as problem:
                 failure = failure or problem
         if failure is not None:
             raise failure
-        return [{"index": i, **results[i]} for i in sorted(results)]
+        return [results[i] for i in sorted(results)]
 
-    def _accept_whole(self, normalized: str, batch: er7.Batch, source: str, body_size: int) -> dict[str, Any]:
+    def _accept_whole(
+        self, normalized: str, batch: er7.Batch, source: str, body_size: int
+    ) -> BatchProcessing:
         """A large batch body is in the hub as one event (its bytes by claim check) before the answer;
         the batch splitter deduplicates and publishes its messages, then reports their outcomes."""
         batch_id = new_message_id()
@@ -403,16 +379,7 @@ class IngestService:
             len(batch.messages),
             body_size,
         )
-        return {
-            "batch": {
-                "id": batch_id,
-                "status": "processing",
-                "messages": len(batch.messages),
-                "declaredCounts": batch.declared_counts,
-                "problems": problems,
-                "location": f"/v1/batches/{batch_id}",
-            }
-        }
+        return BatchProcessing(batch_id, len(batch.messages), batch.declared_counts, problems)
 
     def _check_count(self, count: int) -> None:
         if count > self._max_messages:

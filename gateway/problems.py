@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub.er7 import ErrorCondition
+
 
 class Problem(Exception):
     def __init__(
@@ -14,8 +16,10 @@ class Problem(Exception):
         *,
         details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        condition: ErrorCondition | None = None,
     ) -> None:
         super().__init__(message)
+        self.condition = condition  # an unreadable message: what its ACK's ERR segment says
         self.status = status
         self.code = code
         self.message = message

@@ -34,6 +34,7 @@ from gateway import ack
 from gateway.ingest import MediaType, unexpected
 from gateway.mllp.config import DN_SHORT_NAMES, ListenerConfig, MllpSettings, Subject
 from gateway.mllp.framing import FrameDecoder, OversizedFrame, frame
+from gateway.outcomes import IngestResult
 from gateway.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ READ_SIZE = 64 * 1024
 
 
 class Ingest(Protocol):
-    def ingest(self, body: bytes, media: MediaType, source: str) -> dict[str, Any]: ...
+    def ingest(self, body: bytes, media: MediaType, source: str) -> IngestResult: ...
 
 
 @dataclass(eq=False)  # identity: kept in a set
@@ -346,7 +347,7 @@ class MllpServer:
         if problem is None and result is not None:
             log.info(
                 "mllp accepted id=%s source=%s bytes=%d ack=%s ms=%.1f peer=%s",
-                result.get("id") or (result.get("batch") or {}).get("id"),
+                result.id,
                 who.source,
                 size,
                 code,
@@ -378,7 +379,7 @@ class MllpServer:
             )
         return answer
 
-    def _process(self, body: bytes, who: _Who) -> tuple[ack.Received, dict[str, Any] | None, Problem | None]:
+    def _process(self, body: bytes, who: _Who) -> tuple[ack.Received, IngestResult | None, Problem | None]:
         """Runs in a worker thread: read the MSH for the ACK, then ingest (unless refused)."""
         received = ack.Received(readable=False)
         try:
@@ -394,7 +395,7 @@ class MllpServer:
 
 
 def _acknowledge(
-    received: ack.Received, problem: Problem | None, result: dict[str, Any] | None
+    received: ack.Received, problem: Problem | None, result: IngestResult | None
 ) -> ack.Ack | None:
     try:
         return ack.acknowledge(received, problem, result=result)

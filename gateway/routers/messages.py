@@ -21,6 +21,7 @@ from gateway.lake_reader import (
     is_message,
     public_item,
 )
+from gateway.outcomes import BatchProcessing, IngestOutcome, IngestResult
 from gateway.problems import Problem, not_found
 from hub.document import ParsedDocument
 
@@ -103,7 +104,7 @@ async def _read_for_ack(request: Request, limit: int) -> tuple[bytes, bool]:
 
 def _ingest_for_ack(
     ingest: IngestService, body: bytes, media: MediaType, source: str | None, refused: Problem | None
-) -> tuple[ack.Received, dict[str, Any] | None, Problem | None]:
+) -> tuple[ack.Received, IngestResult | None, Problem | None]:
     received = ack.from_bytes(body, media.charset)
     if refused is not None or source is None:
         return received, None, refused
@@ -146,7 +147,11 @@ async def _post_for_ack(
     answer = ack.acknowledge(received, problem, result=result, always=True)
     assert answer is not None  # always=True
     headers = dict(problem.headers) if problem else {}
-    message_id = (result or {}).get("id") or (problem.details.get("id") if problem else None)
+    message_id: str | None
+    if isinstance(result, IngestOutcome):
+        message_id = result.id
+    else:
+        message_id = problem.details.get("id") if problem else None
     if message_id and (problem is None or problem.status == 409):
         headers["Location"] = f"/v1/messages/{message_id}"
     return Response(
@@ -202,13 +207,13 @@ async def post_message(
     # Kept in a worker thread: the real dedup store and hub are blocking AWS calls. With in-memory
     # fakes calling it inline is ~15% faster (bench/bench_gateway.py), but would stall the event loop.
     result = await run_in_threadpool(services.ingest.ingest, body, media, source, split_later=True)
-    if "id" in result:
-        headers = {"Location": f"/v1/messages/{result['id']}"}
-    elif "location" in result.get("batch", {}):  # a large batch, split after the answer
-        headers = {"Location": result["batch"]["location"]}
+    if isinstance(result, IngestOutcome):
+        headers = {"Location": f"/v1/messages/{result.id}"}
+    elif isinstance(result, BatchProcessing):  # a large batch, split after the answer
+        headers = {"Location": result.location}
     else:
         headers = {}
-    return JSONResponse(result, status_code=202, headers=headers)
+    return JSONResponse(result.to_dict(), status_code=202, headers=headers)
 
 
 def _visible_item(services: Services, principal: CurrentPrincipal, message_id: str) -> dict[str, Any]:

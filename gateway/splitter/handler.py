@@ -8,7 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from gateway.ingest import OUTCOMES, IngestService, batch_answer
+from gateway.ingest import IngestService
+from gateway.outcomes import BatchOutcome, MemberOutcome, MessageSummary, Status
 from hub import er7
 from hub.events import Envelope, Event, Format
 from hub.payloads import PayloadStore, load_payload
@@ -48,8 +49,8 @@ class BatchSplitter:
             return
         batch = er7.split_batch(str(load_payload(envelope, self._payloads)))
         problems = tuple((envelope.batch or {}).get("problems") or ())
-        seen: dict[str, dict[str, object]] = {}
-        results: list[dict[str, object]] = []
+        seen: dict[str, MessageSummary] = {}
+        results: list[MemberOutcome] = []
         total = len(batch.messages)
         for start in range(0, total, self._chunk):
             self._wait_while_behind()
@@ -66,14 +67,14 @@ class BatchSplitter:
             if self._rest_per_work and start + self._chunk < total:
                 self._sleep((self._clock() - began) * self._rest_per_work)
         self._ingest.flush()  # the claims completed before the batch's event is deleted
-        report = batch_answer(envelope.id, results, batch.declared_counts, problems)
-        self._publisher.publish(envelope.derive(Event.BATCH_COMPLETED, Format.JSON, payload=report))
+        report = BatchOutcome(envelope.id, tuple(results), batch.declared_counts, problems)
+        self._publisher.publish(envelope.derive(Event.BATCH_COMPLETED, Format.JSON, payload=report.to_dict()))
         log.info(
             "batch split id=%s source=%s messages=%d accepted=%d duplicate=%d rejected=%d",
             envelope.id,
             envelope.source,
             total,
-            *(report["batch"][s] for s in OUTCOMES),
+            *(report.count(s) for s in Status),
         )
 
 

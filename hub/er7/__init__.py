@@ -1,4 +1,4 @@
-"""Wire-level HL7 v2 ER7 codec shared by every service: framing, MSH header, charset, batches."""
+"""Wire-level HL7 v2 ER7 codec shared by every service: framing, MSH header, charset, batches, escaping."""
 
 from hub.er7.charset import (
     CHARSET_MISMATCH,
@@ -9,7 +9,8 @@ from hub.er7.charset import (
     hex_codec,
     sniff_charset,
 )
-from hub.er7.errors import Er7Error
+from hub.er7.errors import Er7Error, ErrorCode, ErrorCondition, Location
+from hub.er7.escaping import Escaping, escaping_for
 from hub.er7.framing import Batch, dedup_digest, normalize, split_batch, split_segments
 from hub.er7.header import HEADER_IDS, MISSING_CONTROL_ID, Delimiters, Header, read_header
 
@@ -21,11 +22,16 @@ __all__ = [
     "Batch",
     "Delimiters",
     "Er7Error",
+    "ErrorCode",
+    "ErrorCondition",
+    "Escaping",
     "Header",
+    "Location",
     "codec_for",
     "decode",
     "decode_flagged",
     "dedup_digest",
+    "escaping_for",
     "hex_codec",
     "normalize",
     "read_header",

@@ -9,6 +9,8 @@ their length, and the whole reason is capped.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 MAX_REASON_CHARS = 300
@@ -46,11 +48,68 @@ def _bounded(location: str | None) -> str | None:
     return None if location is None else _cap(value_free(location), MAX_LOCATION_CHARS)
 
 
+class ErrorCode(IntEnum):
+    """HL7 table 0357, message error condition codes (ERR-3 in an ACK)."""
+
+    SEGMENT_SEQUENCE_ERROR = 100
+    REQUIRED_FIELD_MISSING = 101
+    DATA_TYPE_ERROR = 102
+    TABLE_VALUE_NOT_FOUND = 103
+    UNSUPPORTED_MESSAGE_TYPE = 200
+    UNSUPPORTED_EVENT_CODE = 201
+    UNSUPPORTED_PROCESSING_ID = 202
+    UNSUPPORTED_VERSION_ID = 203
+    UNKNOWN_KEY_IDENTIFIER = 204
+    DUPLICATE_KEY_IDENTIFIER = 205
+    APPLICATION_RECORD_LOCKED = 206
+    APPLICATION_INTERNAL_ERROR = 207
+
+    @property
+    def text(self) -> str:
+        """The table's description, as ERR-3.2 writes it."""
+        return _CODE_TEXTS[self]
+
+
+_CODE_TEXTS = {
+    ErrorCode.SEGMENT_SEQUENCE_ERROR: "Segment sequence error",
+    ErrorCode.REQUIRED_FIELD_MISSING: "Required field missing",
+    ErrorCode.DATA_TYPE_ERROR: "Data type error",
+    ErrorCode.TABLE_VALUE_NOT_FOUND: "Table value not found",
+    ErrorCode.UNSUPPORTED_MESSAGE_TYPE: "Unsupported message type",
+    ErrorCode.UNSUPPORTED_EVENT_CODE: "Unsupported event code",
+    ErrorCode.UNSUPPORTED_PROCESSING_ID: "Unsupported processing id",
+    ErrorCode.UNSUPPORTED_VERSION_ID: "Unsupported version id",
+    ErrorCode.UNKNOWN_KEY_IDENTIFIER: "Unknown key identifier",
+    ErrorCode.DUPLICATE_KEY_IDENTIFIER: "Duplicate key identifier",
+    ErrorCode.APPLICATION_RECORD_LOCKED: "Application record locked",
+    ErrorCode.APPLICATION_INTERNAL_ERROR: "Application internal error",
+}
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a message an error is: segment id, its 1-based position, field in HL7 notation."""
+
+    segment: str | None = None
+    segment_index: int | None = None
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class ErrorCondition:
+    """An error as an ACK's ERR segment reports it: HL7 code, value-free reason, location."""
+
+    code: ErrorCode
+    reason: str
+    location: Location = Location()
+
+
 class Er7Error(ValueError):
     """A message that cannot be read, located as precisely as the reader could.
 
     ``segment_index`` is the 1-based position of the segment in the (normalized) message,
-    ``field`` uses HL7's notation (``MSH-9``, ``PID-3[2].1``).
+    ``field`` uses HL7's notation (``MSH-9``, ``PID-3[2].1``). ``code`` is the HL7 error condition
+    when the reader knows it; otherwise ``error_code`` derives it from the location.
     """
 
     def __init__(
@@ -60,10 +119,12 @@ class Er7Error(ValueError):
         segment_index: int | None = None,
         segment_id: str | None = None,
         field: str | None = None,
+        code: ErrorCode | None = None,
     ) -> None:
         safe = value_free(reason)
         super().__init__(safe)
         self.reason = safe
+        self.code = code
         self.segment_index = segment_index
         self.segment_id = _bounded(segment_id)
         self.field = _bounded(field)
@@ -83,6 +144,21 @@ class Er7Error(ValueError):
         if self.field is None:
             self.field = _bounded(field)
         return self
+
+    @property
+    def error_code(self) -> ErrorCode:
+        """The HL7 error condition: as raised, else a data type error when a field is known."""
+        if self.code is not None:
+            return self.code
+        return ErrorCode.DATA_TYPE_ERROR if self.field else ErrorCode.APPLICATION_INTERNAL_ERROR
+
+    @property
+    def location(self) -> Location:
+        return Location(self.segment_id, self.segment_index, self.field)
+
+    @property
+    def condition(self) -> ErrorCondition:
+        return ErrorCondition(self.error_code, value_free(self.reason), self.location)
 
     def to_dict(self) -> dict[str, Any]:
         """Bounded and value-free even if ``reason`` was reassigned after construction."""
@@ -107,8 +183,14 @@ class Er7Error(ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # keyword-only attributes would be lost by ValueError's default pickling
-        return (_rebuild, (self.reason, self.segment_index, self.segment_id, self.field))
+        return (_rebuild, (self.reason, self.segment_index, self.segment_id, self.field, self.code))
 
 
-def _rebuild(reason: str, segment_index: int | None, segment_id: str | None, field: str | None) -> Er7Error:
-    return Er7Error(reason, segment_index=segment_index, segment_id=segment_id, field=field)
+def _rebuild(
+    reason: str,
+    segment_index: int | None,
+    segment_id: str | None,
+    field: str | None,
+    code: ErrorCode | None = None,
+) -> Er7Error:
+    return Er7Error(reason, segment_index=segment_index, segment_id=segment_id, field=field, code=code)

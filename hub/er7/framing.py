@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from hub.er7.errors import Er7Error
+from hub.er7.errors import Er7Error, ErrorCode
 
 _LEADING = "\x0b\ufeff\x00\r\n\t "
 # 0x1C is MLLP's end block; 0x0B can trail when frames are sloppily concatenated
@@ -110,7 +110,12 @@ class _BatchReader:
     def feed(self, index: int, seg: str) -> None:
         sid = seg[:3]
         if self.fts_seen:
-            raise Er7Error(f"segment {sid} after FTS (end of file)", segment_index=index, segment_id=sid)
+            raise Er7Error(
+                f"segment {sid} after FTS (end of file)",
+                segment_index=index,
+                segment_id=sid,
+                code=ErrorCode.SEGMENT_SEQUENCE_ERROR,
+            )
         if sid == "MSH":
             self.flush()
             if len(seg) > 3:
@@ -129,6 +134,7 @@ class _BatchReader:
                     "a second BHS inside a batch (the previous batch has no BTS)",
                     segment_index=index,
                     segment_id=sid,
+                    code=ErrorCode.SEGMENT_SEQUENCE_ERROR,
                 )
             self.flush()
             self.sep = seg[3] if len(seg) > 3 else self.sep
@@ -164,12 +170,18 @@ class _BatchReader:
         elif self.current is not None:
             self.current.append(seg)
         elif index == 1:
-            raise Er7Error(f"first segment is {sid}, expected MSH", segment_index=index, segment_id=sid)
+            raise Er7Error(
+                f"first segment is {sid}, expected MSH",
+                segment_index=index,
+                segment_id=sid,
+                code=ErrorCode.SEGMENT_SEQUENCE_ERROR,
+            )
         else:
             raise Er7Error(
                 f"segment {sid} is outside any message (no MSH before it)",
                 segment_index=index,
                 segment_id=sid,
+                code=ErrorCode.SEGMENT_SEQUENCE_ERROR,
             )
 
 

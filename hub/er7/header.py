@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from hub.er7.charset import UNKNOWN_CHARSET, codec_for, hex_codec
-from hub.er7.errors import Er7Error
+from hub.er7.errors import Er7Error, ErrorCode
 
 if TYPE_CHECKING:  # the wire codec needs no pydantic at run time
     from hub.document import DocumentDelimiters, DocumentHeader
@@ -57,7 +57,12 @@ class Delimiters:
                 f"expected an MSH, FHS or BHS segment, found {segment[:3]!r}", segment_id=seg_id or None
             )
         if len(segment) < 4:
-            raise Er7Error("field separator is missing", segment_id=seg_id, field=f"{seg_id}-1")
+            raise Er7Error(
+                "field separator is missing",
+                segment_id=seg_id,
+                field=f"{seg_id}-1",
+                code=ErrorCode.REQUIRED_FIELD_MISSING,
+            )
         sep = segment[3]
         if sep.isalnum() or sep.isspace():
             raise Er7Error(
@@ -131,7 +136,12 @@ def read_header(normalized: str) -> Header:
     seg_id = msh[:3]
     if seg_id != "MSH":
         hint = " (a batch envelope: split the batch first)" if seg_id in HEADER_IDS else ""
-        raise Er7Error(f"first segment is {seg_id}, expected MSH{hint}", segment_index=1, segment_id=seg_id)
+        raise Er7Error(
+            f"first segment is {seg_id}, expected MSH{hint}",
+            segment_index=1,
+            segment_id=seg_id,
+            code=ErrorCode.SEGMENT_SEQUENCE_ERROR,
+        )
     try:
         d = (
             _delimiters(msh[:10])
@@ -165,7 +175,13 @@ def read_header(normalized: str) -> Header:
         return comp(n, 1) or comp(n, 2)
 
     def missing(what: str, fld: str) -> Er7Error:
-        return Er7Error(f"{what} ({fld}) is missing", segment_index=1, segment_id="MSH", field=fld)
+        return Er7Error(
+            f"{what} ({fld}) is missing",
+            segment_index=1,
+            segment_id="MSH",
+            field=fld,
+            code=ErrorCode.REQUIRED_FIELD_MISSING,
+        )
 
     charset = comp(18)
     codec = hex_codec(charset)

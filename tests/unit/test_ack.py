@@ -10,7 +10,9 @@ import pytest
 
 from gateway import ack
 from gateway.ingest import IngestService, MediaType
+from gateway.outcomes import BatchOutcome, IngestOutcome, MemberOutcome, MessageSummary, Status
 from gateway.problems import Problem, unavailable
+from hub.er7 import Er7Error, ErrorCode
 from tests.conftest import corpus_message
 from tests.fakes.dedup import MemoryDedupStore
 from tests.fakes.hub import MemoryHub
@@ -118,7 +120,7 @@ def test_ae_with_err1_and_msa3_before_v25_and_occurrence_of_the_segment() -> Non
 
 def test_reason_is_escaped_with_the_message_delimiters() -> None:
     received = ack.from_bytes(b"MSH#$~\\&#A#B#C#D#20260101##ADT$A01#1#P#2.5\r")
-    error = ack.AckError("bad # in $ and ~ and \\ and & here\r\nnext", code=102)
+    error = ack.AckError("bad # in $ and ~ and \\ and & here\r\nnext", code=ErrorCode.DATA_TYPE_ERROR)
     text = ack.build_ack(received, "AE", error, control_id="Z", now=NOW)
     assert text.split("\r")[2].split("#")[8] == ("bad \\F\\ in \\S\\ and \\R\\ and \\E\\ and \\T\\ here next")
 
@@ -149,17 +151,27 @@ def test_batch_not_supported_is_ae_segment_sequence() -> None:
 
 
 def test_batch_with_a_rejected_message_is_ae_naming_it() -> None:
-    result = {
-        "batch": {"id": "B1", "messages": 2, "accepted": 1, "duplicate": 0, "rejected": 1},
-        "messages": [
-            {"index": 1, "status": "accepted", "id": "M1"},
-            {"index": 2, "status": "rejected", "error": {"reason": "message code (MSH-9.1) is missing"}},
-        ],
-    }
+    missing = Er7Error(
+        "message code (MSH-9.1) is missing",
+        segment_index=1,
+        segment_id="MSH",
+        field="MSH-9.1",
+        code=ErrorCode.REQUIRED_FIELD_MISSING,
+    )
+    rejected = Problem(
+        400, "bad_message", str(missing), details=missing.to_dict(), condition=missing.condition
+    )
+    first = MemberOutcome(
+        1, Status.ACCEPTED, IngestOutcome(MessageSummary("M1", "ADT^A01", "C1", "src"), False)
+    )
+    result = BatchOutcome("B1", (first, MemberOutcome(2, Status.REJECTED, rejected)), {}, ())
     answer = ack.acknowledge(ack.from_bytes(MSG), None, result=result)
     assert answer is not None and answer.code == "AE"
-    assert "1 of 2 messages" in segments(answer.text)["ERR"][8]
-    result["messages"][1]["status"] = "duplicate"
+    err = segments(answer.text)["ERR"]
+    assert "1 of 2 messages" in err[8] and "message 2: message code (MSH-9.1) is missing" in err[8]
+    assert err[3] == "101^Required field missing^HL70357"
+    duplicate = Problem(409, "duplicate", "this message was already accepted")
+    result = BatchOutcome("B1", (first, MemberOutcome(2, Status.DUPLICATE, duplicate)), {}, ())
     accepted = ack.acknowledge(ack.from_bytes(MSG), None, result=result)
     assert accepted is not None and accepted.code == "AA"
 

@@ -77,7 +77,7 @@ def test_sixty_completions_take_three_batch_writes(
 def test_a_resend_while_its_completion_waits_is_a_duplicate_with_the_first_id() -> None:
     deferred = DeferredCompletions(MemoryDedupStore(), linger_seconds=60)
     ingest = IngestService(deferred, MemoryHub())
-    first = ingest.ingest(message("C1"), MEDIA, "src")
+    first = ingest.ingest(message("C1"), MEDIA, "src").to_dict()
     assert deferred.pending == 1  # not written yet: the resend is answered from this process
     with pytest.raises(Problem) as resent:
         ingest.ingest(message("C1"), MEDIA, "src")
@@ -104,14 +104,14 @@ def test_a_lost_completion_is_taken_over_under_the_same_id() -> None:
     clock = Clock()
     crashed = DeferredCompletions(MemoryDedupStore(in_progress_seconds=15, clock=clock), linger_seconds=60)
     hub = MemoryHub()
-    first = IngestService(crashed, hub).ingest(message("C1"), MEDIA, "src")
+    first = IngestService(crashed, hub).ingest(message("C1"), MEDIA, "src").to_dict()
     # A new process over the same table; the old one's pending completion is gone with it.
     store = crashed._store
     restarted = IngestService(DeferredCompletions(store, linger_seconds=60), hub)
     assert store.records  # the claim is there, in progress
     assert next(iter(store.records.values()))["status"] == INPROGRESS
     clock.now += 16
-    again = restarted.ingest(message("C1"), MEDIA, "src")
+    again = restarted.ingest(message("C1"), MEDIA, "src").to_dict()
     assert again["id"] == first["id"] and again["duplicate"] is False
     assert [e.id for e in hub.published] == [first["id"], first["id"]]  # the lake applies it once
 

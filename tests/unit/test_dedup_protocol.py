@@ -174,7 +174,7 @@ def test_crash_between_publish_and_completion_never_doubles(store: DedupStore, c
     assert "nothing was stored" not in problem.message and "may already be in the hub" in problem.message
 
     clock.now += IN_PROGRESS_SECONDS + 1
-    accepted = restarted.ingest(MSG, MEDIA, "hospital-a")
+    accepted = restarted.ingest(MSG, MEDIA, "hospital-a").to_dict()
     assert accepted["id"] == first_id
     with pytest.raises(Problem) as duplicate:
         restarted.ingest(MSG, MEDIA, "hospital-a")
@@ -209,7 +209,7 @@ def test_a_publish_that_timed_out_but_arrived_is_not_doubled_by_the_retry(store:
     with pytest.raises(Problem) as failed:
         service.ingest(MSG, MEDIA, "hospital-a")
     assert failed.value.status == 503 and "Retry-After" in failed.value.headers
-    accepted = service.ingest(MSG, MEDIA, "hospital-a")  # the sender's retry, at once
+    accepted = service.ingest(MSG, MEDIA, "hospital-a").to_dict()  # the sender's retry, at once
     assert accepted["status"] == "accepted"
     assert {e.id for e in hub.published} == {accepted["id"]}
     assert list(lake_of(hub).items) == [accepted["id"]]
@@ -222,7 +222,7 @@ def test_a_publish_that_failed_lets_the_retry_through_at_once(store: DedupStore)
     with pytest.raises(Problem) as failed:
         service.ingest(MSG, MEDIA, "hospital-a")
     assert failed.value.status == 503
-    accepted = service.ingest(MSG, MEDIA, "hospital-a")
+    accepted = service.ingest(MSG, MEDIA, "hospital-a").to_dict()
     assert accepted["status"] == "accepted" and len(hub.published) == 1
 
 
@@ -260,4 +260,5 @@ def test_a_hub_rejection_is_a_500_with_an_error_id_never_a_503(store: DedupStore
     assert refused.value.status == 500 and refused.value.details["errorId"]
     assert "Retry-After" not in refused.value.headers
     # The claim was let go: once the defect is fixed, the sender's retry goes through.
-    assert IngestService(store, MemoryHub()).ingest(MSG, MEDIA, "hospital-a")["status"] == "accepted"
+    retried = IngestService(store, MemoryHub()).ingest(MSG, MEDIA, "hospital-a")
+    assert retried.to_dict()["status"] == "accepted"

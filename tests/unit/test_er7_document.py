@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from hub.er7 import Delimiters, Er7Error, decode
+from hub.er7.escaping import escaping_for
 from tests.conftest import corpus_message
 from workers.er7_staging.document import parse_document, parse_segments, render_document
-from workers.er7_staging.escaping import escaping_for
 
 MSH = "MSH|^~\\&|APP|FAC|REC|RFAC|20240101120000||ADT^A01^ADT_A01|CTRL1|P|2.5"
 MSH_FIELDS = {

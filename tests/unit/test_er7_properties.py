@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.er7 import Delimiters, normalize
+from hub.er7.escaping import escaping_for
 from workers.er7_staging.document import parse_document, render_document
-from workers.er7_staging.escaping import escaping_for
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # printable ASCII that HL7 allows as a delimiter (not a letter, digit or blank)

@@ -44,7 +44,7 @@ def test_unicode_on_a_bytewise_readable_msh_is_read_as_utf8_and_flagged() -> Non
     text, flags = er7.decode_flagged(body.encode("utf-8"))
     assert text == body and flags == (er7.CHARSET_MISMATCH,)
     service, hub, _ = ingest_service()
-    answer = service.ingest(body.encode("utf-8"), MEDIA, "src")
+    answer = service.ingest(body.encode("utf-8"), MEDIA, "src").to_dict()
     assert answer["status"] == "accepted" and answer["flags"] == ["charset-mismatch"]
     assert received(hub) == [("charset-mismatch",)]
     # a real UTF-16 body (with its BOM) is still read as UTF-16, unflagged
@@ -55,7 +55,7 @@ def test_unicode_on_a_bytewise_readable_msh_is_read_as_utf8_and_flagged() -> Non
 def test_a_label_outside_table_0211_on_a_plain_ascii_body_is_accepted_and_flagged(label: str) -> None:
     body = f"MSH|^~\\&|A|B|C|D|2024||ADT^A01|C-{label}|P|2.5||||||{label}\rPID|1||1\r".encode()
     service, hub, _ = ingest_service()
-    answer = service.ingest(body, MEDIA, "src")
+    answer = service.ingest(body, MEDIA, "src").to_dict()
     assert answer["status"] == "accepted" and answer["flags"] == ["unknown-charset"]
     assert received(hub) == [("unknown-charset",)]
     assert er7.read_header(body.decode()).flags == ("unknown-charset",)
@@ -96,7 +96,7 @@ def test_trailers_without_their_headers_warn_and_keep_the_messages(
     assert len(batch.messages) == 1 and batch.messages[0].startswith("MSH|")
     assert [p.reason for p in batch.problems] == [problem]
     service, hub, _ = ingest_service()
-    answer = service.ingest(body, MEDIA, "src")
+    answer = service.ingest(body, MEDIA, "src").to_dict()
     assert answer["batch"]["accepted"] == 1
     assert len(received(hub)) == 1
     assert [p["reason"] for p in answer["batch"]["problems"]] == [problem]
@@ -108,7 +108,7 @@ def test_an_empty_batch_is_a_receipt_of_zero_messages(peer_corpus_dir: Path, nam
     batch = er7.split_batch(er7.normalize(er7.decode(body)))
     assert batch.messages == [] and batch.problems == [] and batch.declared_counts == {"BTS-1": 0}
     service, hub, _ = ingest_service()
-    answer = service.ingest(body, MEDIA, "src")
+    answer = service.ingest(body, MEDIA, "src").to_dict()
     assert answer["batch"]["messages"] == 0 and answer["messages"] == []
     assert hub.published == []
 
@@ -139,7 +139,7 @@ def test_an_empty_control_id_is_accepted_flagged_and_deduplicated_by_content(pee
     for name in names:
         body = peer(peer_corpus_dir, name)
         try:
-            answer = service.ingest(body, MEDIA, "src")
+            answer = service.ingest(body, MEDIA, "src").to_dict()
         except Exception as exc:  # refused for another reason (a Problem): not this test's subject
             assert getattr(exc, "status", None) in (400, 409), (name, exc)
             continue

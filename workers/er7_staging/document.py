@@ -27,7 +27,7 @@ from typing import Any
 
 from hub.document import ParsedDocument, Segment
 from hub.er7 import HEADER_IDS, Delimiters, Er7Error, hex_codec, normalize, read_header
-from workers.er7_staging.escaping import Escaping, escaping_for
+from hub.er7.escaping import Escaping, escaping_for
 
 Fields = dict[str, str]
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}")

@@ -1,4 +1,8 @@
-"""HL7 escape sequences: decode wire values to document values and back.
+"""HL7 escape sequences, both directions, for one message's delimiters (MSH-1/MSH-2).
+
+``Escaping`` is the one home of ER7 escaping: the staging worker decodes wire values to document
+values and renders them back (``unescape``/``escape``), the front door writes its own text into
+an ACK (``escape_text``).
 
 Document values are plain text, except for the sequences HL7 defines as formatting or
 character-set instructions (``\\.br\\``, ``\\H\\``, ``\\Cxxyy\\``, ``\\Zxx\\`` ...): those stay verbatim,
@@ -26,7 +30,8 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 
-from hub.er7 import Delimiters, Er7Error
+from hub.er7.errors import Er7Error
+from hub.er7.header import Delimiters
 
 _KEPT_BODY = re.compile(
     r"(?i:\.(?:br|fi|nf|ce|sp[+-]?[0-9]*|in[+-]?[0-9]*|ti[+-]?[0-9]*|sk[+-]?[0-9]*))"
@@ -41,6 +46,8 @@ MAX_SHOWN_UNKNOWN = 2
 # receiver that reads LF as a segment separator would split the segment there. Only TAB (legal
 # in text, never a separator) stays raw.
 _CONTROLS = "".join(chr(c) for c in (*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F))
+# Text we write ourselves (an ACK's reason) is one line: every control character run becomes a blank.
+_CONTROL_RUN = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 class Escaping:
@@ -60,6 +67,7 @@ class Escaping:
         self._plain_special = re.compile("[" + re.escape("".join(table)) + "]")
         self._special = re.compile("[" + re.escape("".join(table) + d.escape) + "]")
         self._sub: Callable[[re.Match[str]], str] = lambda m: table[m.group()]
+        self._text_table = str.maketrans({**reverse, d.escape: f"{d.escape}E{d.escape}"})
 
     def is_kept(self, body: str) -> bool:
         """True when ``esc + body + esc`` is kept verbatim in a document value."""
@@ -194,6 +202,11 @@ class Escaping:
                 out.append(plain.sub(sub, body))
                 i += 1
         return "".join(out)
+
+    def escape_text(self, value: str) -> str:
+        """Plain text we write (no kept sequences) -> wire text: every delimiter by name, the escape
+        character as ``E``, each run of control characters (CR, LF, TAB...) as one blank."""
+        return _CONTROL_RUN.sub(" ", value).translate(self._text_table)
 
     def canonical(self, value: str) -> str:
         """The document value that ``value`` reads back as after a render/parse round trip."""
