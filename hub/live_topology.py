@@ -83,7 +83,9 @@ def _queue_url(sqs: Any, name: str) -> str | None:
 
 
 def _redrive(sqs: Any, queue_url: str) -> tuple[str | None, int | None]:
-    attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])["Attributes"]
+    attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"]).get(
+        "Attributes", {}
+    )
     if not attrs.get("RedrivePolicy"):
         return None, None
     redrive = json.loads(attrs["RedrivePolicy"])
