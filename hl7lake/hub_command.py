@@ -23,16 +23,16 @@ def topology_text(topology: LiveTopology) -> str:
     rows = [
         (
             sub.queue or sub.endpoint,
-            json.dumps(sub.filter_policy, separators=(",", ":"))
-            if sub.filter_policy
-            else "(none: everything)",
             "yes" if sub.raw_delivery else "no",
             sub.dlq,
             sub.max_receives,
+            json.dumps(sub.filter_policy, separators=(",", ":"))
+            if sub.filter_policy
+            else "(none: everything)",
         )
         for sub in topology.subscriptions
     ]
-    table = render_table(("QUEUE", "FILTER POLICY", "RAW", "DLQ", "MAX RECEIVES"), rows)
+    table = render_table(("QUEUE", "RAW", "DLQ", "MAX RECEIVES", "FILTER POLICY"), rows)
     return f"topic {topology.topic_arn}\n{table}"
 
 
