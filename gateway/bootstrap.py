@@ -17,6 +17,7 @@ from gateway.config import GatewaySettings
 from gateway.dedup import DynamoDedupStore
 from gateway.ingest import IngestService
 from gateway.lake_reader import DynamoLakeReader
+from gateway.queue_metrics import register_queue_metrics
 from gateway.services import GatewayServices
 from hub import aws
 from hub.cognito import cognito_endpoint, find_client, find_user_pool
@@ -130,6 +131,7 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
 def run(settings: GatewaySettings | None = None) -> None:
     settings = settings or GatewaySettings()
     app = build_app(settings)
+    register_queue_metrics(settings)
     log.info("gateway listening host=%s port=%d", settings.host, settings.port)
     # log_config=None: uvicorn's own lines go through our logging setup (escaping, JSON format).
     uvicorn.run(

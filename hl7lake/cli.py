@@ -149,6 +149,37 @@ def _dlq_run(args: argparse.Namespace, sqs: Any, settings: Any, name: str) -> in
     return 0
 
 
+def _cmd_hub(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from hl7lake.emulator import use_local_emulator_by_default
+    from hl7lake.hub_command import describe_aws_error, run_hub
+
+    use_local_emulator_by_default()
+    try:
+        return run_hub(check_wiring=args.check, as_json=args.json)
+    except (ClientError, BotoCoreError, LookupError) as exc:
+        print(f"hl7lake hub: {describe_aws_error(exc)}", file=sys.stderr)
+        return 2
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from hl7lake.emulator import use_local_emulator_by_default
+    from hl7lake.hub_command import describe_aws_error
+    from hl7lake.status import build_report, status_text
+
+    use_local_emulator_by_default()
+    try:
+        report = build_report(args.max_age)
+    except (ClientError, BotoCoreError, LookupError) as exc:
+        print(f"hl7lake status: {describe_aws_error(exc)}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), indent=2) if args.json else status_text(report))
+    return 0 if report.healthy else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hl7lake", description="HL7 v2 data lake on AWS (or its emulator).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -195,6 +226,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dead.add_argument("--limit", type=int, default=100)
     dead.set_defaults(func=_cmd_dlq)
+    hub = sub.add_parser(
+        "hub", help="print the hub's live wiring: topic, subscriptions, filters, queues, DLQs"
+    )
+    hub.add_argument(
+        "--check",
+        action="store_true",
+        help="match every event the code publishes against the live filters; exit 1 when an event reaches "
+        "nobody or a queue receives what its worker does not handle",
+    )
+    hub.add_argument("--json", action="store_true", help="JSON instead of a table")
+    hub.set_defaults(func=_cmd_hub)
+    status = sub.add_parser(
+        "status",
+        help="services, queues and the last minute on one screen; exit 1 when a DLQ holds messages "
+        "or a queue's oldest message is older than --max-age",
+    )
+    status.add_argument("--max-age", type=float, default=300.0, help="seconds (default 300)")
+    status.add_argument("--json", action="store_true", help="JSON instead of text")
+    status.set_defaults(func=_cmd_status)
     health = sub.add_parser("healthcheck", help="exit 0 when a service is healthy (container health checks)")
     target = health.add_mutually_exclusive_group(required=True)
     target.add_argument(

@@ -110,6 +110,8 @@ class Child:
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     restarts: deque[float] = field(default_factory=deque)  # clock times of recent restarts
     restart_due: float | None = None
+    restart_count: int = 0  # every restart since `hl7lake up` began (`restarts` keeps a window)
+    started_at: float | None = None  # wall-clock time of the last start, for `hl7lake status`
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,7 @@ class Supervisor:
         assert process.stdout is not None
         child.process = process
         child.restart_due = None
+        child.started_at = time.time()
         child.tee = threading.Thread(
             target=_tee,
             args=(process.stdout, log_file, child.tail, self.console),
@@ -240,6 +243,7 @@ class Supervisor:
 
     def _restart(self, child: Child) -> None:
         self._spawn(child, mode="ab")
+        child.restart_count += 1
         assert child.process is not None
         log.info("restarted %s pid=%d", child.name, child.process.pid)
 

@@ -22,6 +22,7 @@ from hl7lake.emulator import EMULATOR_ENV, start_emulator, stop_emulator
 from hl7lake.logs import configure
 from hl7lake.ports import PortClaim, StackFailure, check_ports_free
 from hl7lake.readiness import Probe, http_answers, tcp_accepts, wait_until_ready
+from hl7lake.run_status import StatusWriter, status_path
 from hl7lake.settings import EMULATOR_PORT, RootSettings
 from hl7lake.supervisor import Supervisor, hl7lake_command
 from hub.config import LOCALHOST
@@ -211,6 +212,7 @@ def run_up(fresh: bool = False) -> int:
     stop = _stop_event_on_signals()
     emulator: subprocess.Popen[bytes] | None = None
     supervisor: Supervisor | None = None
+    status = StatusWriter(status_path(run_dir))
     try:
         check_ports_free(port_claims(settings))
         if settings.embedded_emulator:
@@ -242,6 +244,7 @@ def run_up(fresh: bool = False) -> int:
         while not stop.wait(0.5):
             if not supervisor.check():
                 return 1
+            status.maybe_write(supervisor)
         return 0
     except StackFailure as exc:
         log.error("%s", exc)
@@ -252,4 +255,5 @@ def run_up(fresh: bool = False) -> int:
         log.error("start-up failed: %s", dead or f"{exc.__class__.__name__}: {exc}")
         return 1
     finally:
+        status.remove()
         _stop_stack(supervisor, emulator)

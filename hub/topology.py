@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hub.events import Attr, Event, Format
+from hub.filter_policy import matches as policy_matches
 
 
 @dataclass(frozen=True)
@@ -12,24 +13,34 @@ class Subscription:
     name: str
     filter_policy: dict[str, list[str]]
     max_receive_count: int = 5
+    # What the worker's handler acts on: `hl7lake hub --check` fails when a live filter delivers
+    # anything else to this queue (the wrong message), or when an event reaches no subscriber.
+    handles: frozenset[Event] = frozenset()
+    handles_formats: frozenset[Format] = frozenset(Format)
 
     def matches(self, attributes: dict[str, str]) -> bool:
-        """Exact-string matching, the subset of SNS filter policies this project uses."""
-        return all(attributes.get(key) in allowed for key, allowed in self.filter_policy.items())
+        return policy_matches(self.filter_policy, attributes)
+
+    def handles_event(self, event: Event, format: Format) -> bool:
+        return event in self.handles and format in self.handles_formats
 
 
 ER7_STAGING = Subscription(
     name="er7-staging",
     filter_policy={Attr.EVENT.value: [Event.RECEIVED.value], Attr.FORMAT.value: [Format.ER7.value]},
+    handles=frozenset({Event.RECEIVED}),
+    handles_formats=frozenset({Format.ER7}),
 )
 LAKE_WRITER = Subscription(
     name="lake-writer",
     filter_policy={Attr.EVENT.value: [e.value for e in Event]},
+    handles=frozenset(Event),
 )
 
 BATCH_SPLITTER = Subscription(
     name="batch-splitter",
     filter_policy={Attr.EVENT.value: [Event.BATCH_RECEIVED.value]},
+    handles=frozenset({Event.BATCH_RECEIVED}),
 )
 
 SUBSCRIPTIONS: dict[str, Subscription] = {s.name: s for s in (ER7_STAGING, LAKE_WRITER, BATCH_SPLITTER)}

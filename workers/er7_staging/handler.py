@@ -21,6 +21,7 @@ from hub.er7 import Er7Error
 from hub.events import Envelope, Event, Format
 from hub.payloads import PayloadStore, load_payload
 from hub.publisher import Publisher
+from hub.topology import ER7_STAGING
 from hub.tracebacks import exception_location
 from workers.er7_staging import validation
 from workers.er7_staging.document import collecting_findings, parse_document
@@ -49,6 +50,16 @@ class Er7StagingHandler:
         outcomes: list[BaseException | None] = [None] * len(envelopes)
         results: list[tuple[int, Envelope]] = []
         for index, envelope in enumerate(envelopes):
+            if not ER7_STAGING.handles_event(envelope.event, envelope.format):
+                # Only a wrong filter policy sends these (`hl7lake hub --check` names it): parsing
+                # them would publish a bogus failure for a message that may be fine.
+                log.warning(
+                    "ignored event=%s format=%s id=%s",
+                    envelope.event.value,
+                    envelope.format.value,
+                    envelope.id,
+                )
+                continue
             try:
                 results.append((index, self._result(envelope)))
             except Exception as exc:  # the payload could not be fetched (claim-check bucket down)
