@@ -47,6 +47,7 @@ def build_ingest(
     topic_arn: str | None = None,
     sqs: Any = None,
     backlog_limit: int | None = None,
+    door: str = "http",
 ) -> IngestService:
     """The ingest path (dedup store + hub publisher) every front door shares: HTTP, MLLP and the batch
     splitter. ``backlog_limit``: the hub backlog it yields to (default HL7LAKE_MAX_BACKLOG)."""
@@ -79,6 +80,7 @@ def build_ingest(
         backlog=backlog,
         sync_batch_limit=settings.sync_batch_limit,
         max_messages=settings.max_messages_per_request,
+        door=door,
     )
 
 

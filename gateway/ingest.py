@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import ingest_metrics
 from gateway.auth import Principal
 from gateway.backlog import BacklogMonitor
 from gateway.completions import DeferredCompletions
@@ -148,7 +149,9 @@ class IngestService:
         sync_batch_limit: int = 100,
         max_messages: int = 10_000,
         after_publish: Callable[[Envelope], None] | None = None,
+        door: str = "http",
     ) -> None:
+        self._door = door  # the metrics' label: http, mllp or batch-splitter
         self._dedup = dedup
         self._publisher = publisher
         self._backlog = backlog
@@ -162,6 +165,15 @@ class IngestService:
     ) -> IngestResult:
         """The answer for one body. With split_later, a batch of more than `sync_batch_limit` messages
         is accepted as a whole and split by the batch splitter; its outcomes come later."""
+        try:
+            result = self._ingest(body, media, source, split_later=split_later)
+        except Problem as problem:
+            ingest_metrics.count_problem(self._door, problem, str(problem.details.get("messageType") or ""))
+            raise
+        ingest_metrics.count_result(self._door, result)
+        return result
+
+    def _ingest(self, body: bytes, media: MediaType, source: str, *, split_later: bool) -> IngestResult:
         self._refuse_when_behind()
         try:
             text, flags = er7.decode_flagged(body, media.charset)
@@ -341,7 +353,10 @@ class IngestService:
                 failure = failure or problem
         if failure is not None:
             raise failure
-        return [results[i] for i in sorted(results)]
+        members = [results[i] for i in sorted(results)]
+        if self._door == "batch-splitter":  # the front door counts the batches it answers itself
+            ingest_metrics.count_members(self._door, members)
+        return members
 
     def _accept_whole(
         self, normalized: str, batch: er7.Batch, source: str, body_size: int

@@ -27,7 +27,7 @@ def build_server(settings: MllpSettings | None = None, gateway: GatewaySettings 
     """The listener with real adapters; the size bound is the HTTP one (HL7LAKE_MAX_BODY_BYTES)."""
     gateway = gateway or GatewaySettings()
     return MllpServer.from_settings(
-        build_ingest(gateway), settings or MllpSettings(), max_bytes=gateway.max_body_bytes
+        build_ingest(gateway, door="mllp"), settings or MllpSettings(), max_bytes=gateway.max_body_bytes
     )
 
 

@@ -22,7 +22,13 @@ def build_handler(settings: WorkerSettings) -> Handler:
     ddb, sqs = aws.worker_client("dynamodb", settings.region), aws.worker_client("sqs", settings.region)
     # Half the front door's backlog limit: senders of single messages keep the other half.
     ingest = build_ingest(
-        gateway, sns=sns, s3=s3, ddb=ddb, sqs=sqs, backlog_limit=max(1, gateway.max_backlog // 2)
+        gateway,
+        sns=sns,
+        s3=s3,
+        ddb=ddb,
+        sqs=sqs,
+        backlog_limit=max(1, gateway.max_backlog // 2),
+        door="batch-splitter",
     )
     backlog = ingest.backlog
     pace = backlog_pacer(lambda: bool(backlog.current().behind)) if backlog else lambda: None
