@@ -19,7 +19,7 @@ from gateway.dedup import DynamoDedupStore
 from gateway.ingest import IngestService
 from gateway.lake_reader import DynamoLakeReader
 from gateway.services import GatewayServices
-from hub import aws
+from hub import aws, telemetry
 from hub.group_commit import GroupCommitPublisher
 from hub.payloads import S3PayloadStore
 from hub.publisher import SnsPublisher
@@ -148,6 +148,7 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
 
 
 def run(settings: GatewaySettings | None = None) -> None:
+    telemetry.configure_tracing("gateway")
     settings = settings or GatewaySettings()
     app = build_app(settings)
     log.info("gateway listening host=%s port=%d", settings.host, settings.port)

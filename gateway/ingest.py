@@ -5,15 +5,17 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from opentelemetry.trace import Span, Status, StatusCode
 
 from gateway.auth import Principal
 from gateway.backlog import BacklogMonitor
 from gateway.completions import DeferredCompletions
 from gateway.dedup import Claim, ClaimState, DedupStore, DedupUnavailable, Fingerprint
 from gateway.problems import Problem, in_progress, internal_error, unavailable
-from hub import er7
+from hub import er7, steps, telemetry
 from hub.events import Envelope, Event, Format, utc_timestamp
 from hub.ids import new_message_id
 from hub.publisher import HubRejected, HubUnavailable, Publisher
@@ -147,6 +149,7 @@ class _Claimed:
     claim: Claim
     envelope: Envelope
     summary: dict[str, Any]
+    span: Span | None = None
 
 
 class IngestService:
@@ -161,6 +164,7 @@ class IngestService:
         sync_batch_limit: int = 100,
         max_messages: int = 10_000,
         after_publish: Callable[[Envelope], None] | None = None,
+        service: str = "gateway",
     ) -> None:
         self._dedup = dedup
         self._publisher = publisher
@@ -169,6 +173,7 @@ class IngestService:
         self._max_messages = max_messages
         # Fault injection for tests: runs between the publish and the dedup completion.
         self._after_publish = after_publish
+        self._service = service  # who the message's path says accepted it
 
     def ingest(
         self, body: bytes, media: MediaType, source: str, *, split_later: bool = False
@@ -253,7 +258,11 @@ class IngestService:
             flags=flags,
             batch=link.to_dict() if link else None,
         )
-        return _Claimed(claim, envelope, summary)
+        span = telemetry.start_span("gateway accept", **{"hl7lake.message_id": claim.message_id})
+        # The step is done when the event is ready to go: it must travel inside it.
+        accepted = steps.step(self._service, envelope, "accepted", claim.received_at)
+        envelope = replace(steps.with_steps(envelope, accepted), traceparent=telemetry.traceparent_of(span))
+        return _Claimed(claim, envelope, summary, span)
 
     def _publish(self, claimed: list[_Claimed]) -> list[Exception | None]:
         if len(claimed) == 1:
@@ -266,6 +275,10 @@ class IngestService:
 
     def _settle(self, claimed: _Claimed, outcome: Exception | None, body_size: int) -> dict[str, Any]:
         """The answer for a claimed message once its publish is known; its claim completed or let go."""
+        if claimed.span is not None:
+            if outcome is not None:
+                claimed.span.set_status(Status(StatusCode.ERROR, outcome.__class__.__name__))
+            claimed.span.end()
         claim = claimed.claim
         if isinstance(outcome, HubRejected):
             self._abandon(claim)

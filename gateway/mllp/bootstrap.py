@@ -12,6 +12,7 @@ from gateway.bootstrap import build_ingest
 from gateway.config import GatewaySettings
 from gateway.mllp.config import MllpSettings
 from gateway.mllp.server import MllpServer
+from hub import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ async def serve(server: MllpServer) -> None:
 
 
 def run(settings: MllpSettings | None = None) -> None:
+    telemetry.configure_tracing("mllp")
     server = build_server(settings)
     asyncio.run(serve(server))
     close = getattr(server.ingest, "close", None)  # dedup completions still waiting for their batch
