@@ -34,6 +34,7 @@ TRACER_NAME = "hl7lake"
 _propagator = TraceContextTextMapPropagator()
 _configured = threading.Lock()
 _done = False
+_provider: trace.TracerProvider | None = None
 
 T = TypeVar("T")
 
@@ -72,8 +73,15 @@ def _add_exporter(provider: Any, exporter: str) -> None:
         log.warning("OTEL_TRACES_EXPORTER=%s is not supported (console, otlp, none): none used", exporter)
 
 
+def use_tracer_provider(provider: trace.TracerProvider | None) -> None:
+    """Spans from ``provider`` instead of the process's global one (None: the global one again). For
+    tests: the global provider can be set only once per process."""
+    global _provider
+    _provider = provider
+
+
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    return trace.get_tracer(TRACER_NAME, tracer_provider=_provider)
 
 
 def context_from(traceparent: str | None) -> Context | None:
