@@ -491,6 +491,10 @@ class IngestService:
             batch=link.to_dict() if link else None,
             extra={"payloadEncoding": "base64"},
         )
+        reason = (envelope.error or {}).get("reason")
+        envelope = steps.with_steps(
+            envelope, steps.step(self._service, envelope, "rejected", envelope.received_at, reason)
+        )
         try:
             self._publisher.publish(envelope)
         except HubUnavailable:

@@ -54,23 +54,29 @@ def configure_tracing(service_name: str) -> None:
 
         name = os.environ.get("OTEL_SERVICE_NAME") or service_name
         provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
-        exporter = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower() or "none"
-        _add_exporter(provider, exporter)
+        choice = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower() or "none"
+        exporter = span_exporter(choice)
+        if exporter is not None:
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
-        log.info("tracing configured service=%s exporter=%s", name, exporter)
+        log.info("tracing configured service=%s exporter=%s", name, choice if exporter else "none")
 
 
-def _add_exporter(provider: Any, exporter: str) -> None:
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+def span_exporter(choice: str) -> Any:
+    """The exporter OTEL_TRACES_EXPORTER names (console, otlp), or None (none, or one not supported)."""
+    if choice == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-    if exporter == "console":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    elif exporter == "otlp":
+        return ConsoleSpanExporter()
+    if choice == "otlp":  # OTLP over HTTP; OTEL_EXPORTER_OTLP_ENDPOINT is read by the exporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    elif exporter != "none":
-        log.warning("OTEL_TRACES_EXPORTER=%s is not supported (console, otlp, none): none used", exporter)
+        return OTLPSpanExporter()
+    if choice != "none":
+        log.warning("OTEL_TRACES_EXPORTER=%s is not supported (console, otlp, none): none used", choice)
+    return None
 
 
 def use_tracer_provider(provider: trace.TracerProvider | None) -> None:

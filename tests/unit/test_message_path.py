@@ -271,3 +271,25 @@ def test_since_receipt_is_never_negative_and_in_milliseconds() -> None:
     assert since_receipt_ms("2026-01-02T03:04:05.000Z", "2026-01-02T03:04:04.000Z") == 0  # a clock behind
     item = {"id": "M", "receivedAt": "2026-01-02T03:04:05.000Z", "steps": []}
     assert events_view(item) == {"id": "M", "events": []}
+
+
+def test_a_message_the_front_door_cannot_read_has_its_rejected_step(pipeline: Pipeline) -> None:
+    response = pipeline.client.post(
+        "/v1/messages",
+        content=b"MSH|^~\\&|LAB",
+        headers={"Content-Type": "application/hl7-v2", **pipeline.token(**{"custom:write": "hospital-a"})},
+    )
+    assert response.status_code == 400
+    (failed,) = pipeline.hub.published
+    (step,) = steps.steps_of(failed)
+    assert (step["service"], step["event"], step["outcome"]) == ("gateway", "message.failed", "rejected")
+    assert step["reason"] == failed.error["reason"]
+
+
+@pytest.mark.parametrize(
+    ("choice", "exporter"), [("console", "ConsoleSpanExporter"), ("otlp", "OTLPSpanExporter"), ("none", None)]
+)
+def test_the_exporter_is_the_one_otel_traces_exporter_names(choice: str, exporter: str | None) -> None:
+    chosen = telemetry.span_exporter(choice)
+    assert (type(chosen).__name__ if chosen is not None else None) == exporter
+    assert telemetry.span_exporter("zipkin") is None  # not supported: none, with a warning
