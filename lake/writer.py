@@ -167,7 +167,7 @@ class LakeWriter:
         except Exception as exc:  # this envelope alone fails; the consumer retries it
             return exc
 
-    def _objects_of(self, envelope: Envelope, started_at: str = "") -> _Write:
+    def _objects_of(self, envelope: Envelope, started_at: str) -> _Write:
         """Writes an envelope's objects; returns its catalog write."""
         if envelope.event in (Event.BATCH_RECEIVED, Event.BATCH_COMPLETED):
             return self._batch(envelope)
@@ -181,7 +181,7 @@ class LakeWriter:
             flags=envelope.flags,
             batch=envelope.batch,
         )
-        path = self._path(envelope, started_at or utc_timestamp())
+        path = self._path(envelope, started_at)
         if envelope.event is Event.RECEIVED:
             write = self._received(envelope, entry, path)
         elif envelope.event is Event.PARSED:
