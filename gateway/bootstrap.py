@@ -19,7 +19,7 @@ from gateway.ingest import IngestService
 from gateway.lake_reader import DynamoLakeReader
 from gateway.queue_metrics import register_queue_metrics
 from gateway.services import GatewayServices
-from hub import aws
+from hub import aws, telemetry
 from hub.cognito import cognito_endpoint, find_client, find_user_pool
 from hub.group_commit import GroupCommitPublisher
 from hub.payloads import S3PayloadStore
@@ -131,6 +131,7 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
 
 
 def run(settings: GatewaySettings | None = None) -> None:
+    telemetry.configure_tracing("gateway")
     settings = settings or GatewaySettings()
     app = build_app(settings)
     register_queue_metrics(settings)

@@ -6,8 +6,11 @@ import base64
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from opentelemetry.trace import Span, StatusCode
+from opentelemetry.trace import Status as SpanStatus
 
 from gateway import ingest_metrics
 from gateway.auth import Principal
@@ -24,7 +27,7 @@ from gateway.outcomes import (
     Status,
 )
 from gateway.problems import Problem, in_progress, internal_error, unavailable
-from hub import er7
+from hub import er7, steps, telemetry
 from hub.events import Envelope, Event, Format, utc_timestamp
 from hub.ids import new_message_id
 from hub.publisher import HubRejected, HubUnavailable, Publisher
@@ -135,6 +138,7 @@ class _Claimed:
     claim: Claim
     envelope: Envelope
     summary: MessageSummary
+    span: Span | None = None
 
 
 class IngestService:
@@ -150,6 +154,7 @@ class IngestService:
         max_messages: int = 10_000,
         after_publish: Callable[[Envelope], None] | None = None,
         door: str = "http",
+        service: str = "gateway",
     ) -> None:
         self._door = door  # the metrics' label: http, mllp or batch-splitter
         self._dedup = dedup
@@ -159,6 +164,7 @@ class IngestService:
         self._max_messages = max_messages
         # Fault injection for tests: runs between the publish and the dedup completion.
         self._after_publish = after_publish
+        self._service = service  # who the message's path says accepted it
 
     def ingest(
         self, body: bytes, media: MediaType, source: str, *, split_later: bool = False
@@ -246,7 +252,11 @@ class IngestService:
             flags=flags,
             batch=link.to_dict() if link else None,
         )
-        return _Claimed(claim, envelope, dataclasses.replace(known, flags=flags))
+        span = telemetry.start_span("gateway accept", **{"hl7lake.message_id": claim.message_id})
+        # The step is done when the event is ready to go: it must travel inside it.
+        accepted = steps.step(self._service, envelope, "accepted", claim.received_at)
+        envelope = replace(steps.with_steps(envelope, accepted), traceparent=telemetry.traceparent_of(span))
+        return _Claimed(claim, envelope, dataclasses.replace(known, flags=flags), span)
 
     def _publish(self, claimed: list[_Claimed]) -> list[Exception | None]:
         if len(claimed) == 1:
@@ -259,6 +269,10 @@ class IngestService:
 
     def _settle(self, claimed: _Claimed, outcome: Exception | None, body_size: int) -> IngestOutcome:
         """The answer for a claimed message once its publish is known; its claim completed or let go."""
+        if claimed.span is not None:
+            if outcome is not None:
+                claimed.span.set_status(SpanStatus(StatusCode.ERROR, outcome.__class__.__name__))
+            claimed.span.end()
         claim = claimed.claim
         if isinstance(outcome, HubRejected):
             self._abandon(claim)
@@ -459,6 +473,10 @@ class IngestService:
             error={**err.to_dict(), "stage": "gateway"},
             batch=link.to_dict() if link else None,
             extra={"payloadEncoding": "base64"},
+        )
+        reason = (envelope.error or {}).get("reason")
+        envelope = steps.with_steps(
+            envelope, steps.step(self._service, envelope, "rejected", envelope.received_at, reason)
         )
         try:
             self._publisher.publish(envelope)

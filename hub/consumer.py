@@ -21,11 +21,13 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from hub import metrics
+from opentelemetry.trace import Span, Status, StatusCode
+
+from hub import metrics, steps, telemetry
 from hub.events import Envelope, EnvelopeError
 from hub.tracebacks import exception_location
 
@@ -45,6 +47,7 @@ class Batched:
 
 
 FAILURES_ATTRIBUTE, REASON_ATTRIBUTE = "failures", "reason"
+TRACEPARENT_ATTRIBUTE = telemetry.TRACEPARENT
 MAX_REASON_CHARS = 256
 SQS_MAX_DELAY_SECONDS = 900
 
@@ -75,6 +78,12 @@ def failure_reason(exc: BaseException) -> str:
     handlers raise for infrastructure failures; bad messages become `message.failed` events)."""
     text = f"{exc.__class__.__name__}: {exc}"
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
+
+
+def failures_of(message: dict[str, Any]) -> int:
+    """The handler failures counted on a received message so far."""
+    value = message.get("MessageAttributes", {}).get(FAILURES_ATTRIBUTE, {}).get("StringValue", "0")
+    return int(value) if str(value).isdigit() else 0
 
 
 def _string(value: str) -> dict[str, str]:
@@ -255,11 +264,22 @@ class SqsConsumer:
                 decoded.append((i, Envelope.from_json(message["Body"])))
             except EnvelopeError as exc:
                 finished[i] = self._dead_letter_undecodable(message, str(exc))
-        envelopes = [e for _, e in decoded]
+        spans = [self._span(messages[i], envelope) for i, envelope in decoded]
+        # Each envelope names its handling span as the parent of the events derived from it.
+        envelopes = [
+            replace(e, traceparent=telemetry.traceparent_of(span))
+            for (_, e), span in zip(decoded, spans, strict=True)
+        ]
+        tries = {(e.id, e.event.value): failures_of(messages[i]) + 1 for i, e in decoded}
         if self._batch_handler is not None:
-            outcomes = self._run_batch(envelopes)
+            with steps.delivered(tries):
+                outcomes = self._run_batch(envelopes)
         else:
-            outcomes = list(self._pool.map(self._run_one, envelopes))
+            outcomes = list(self._pool.map(self._run_one, envelopes, spans, [tries] * len(spans)))
+        for span, outcome in zip(spans, outcomes, strict=True):
+            if outcome is not None:
+                span.set_status(Status(StatusCode.ERROR, outcome.__class__.__name__))
+            span.end()
         for (i, envelope), outcome in zip(decoded, outcomes, strict=True):
             if outcome is None:
                 self.stats.succeeded += 1
@@ -269,10 +289,20 @@ class SqsConsumer:
                 finished[i] = self._after_failure(messages[i], envelope, outcome)
         return finished
 
-    def _run_one(self, envelope: Envelope) -> BaseException | None:
+    def _span(self, message: dict[str, Any], envelope: Envelope) -> Span:
+        """The span handling one message: a child of the span that published it, when it says so."""
+        traceparent = message.get("MessageAttributes", {}).get(TRACEPARENT_ATTRIBUTE, {}).get("StringValue")
+        return telemetry.start_span(
+            f"{self.name} {envelope.event.value}", traceparent, **{"hl7lake.message_id": envelope.id}
+        )
+
+    def _run_one(
+        self, envelope: Envelope, span: Span, tries: dict[tuple[str, str], int]
+    ) -> BaseException | None:
         assert self._handler is not None
         try:
-            self._handler(envelope)
+            with telemetry.current(span), steps.delivered(tries):
+                self._handler(envelope)
         except Exception as exc:
             return exc
         return None
@@ -292,7 +322,7 @@ class SqsConsumer:
 
     def _after_failure(self, message: dict[str, Any], envelope: Envelope, exc: BaseException) -> bool:
         attributes = dict(message.get("MessageAttributes", {}))
-        failures = int(attributes.get(FAILURES_ATTRIBUTE, {}).get("StringValue", "0")) + 1
+        failures = failures_of(message) + 1
         reason = failure_reason(exc)
         attributes[FAILURES_ATTRIBUTE] = _string(str(failures))
         attributes[REASON_ATTRIBUTE] = _string(reason)

@@ -41,6 +41,8 @@ class Attr(StrEnum):
     MESSAGE_TYPE = "messageType"
     SOURCE = "source"
     MESSAGE_ID = "messageId"
+    # W3C trace context (hub/telemetry.py); sent only when the envelope carries one.
+    TRACEPARENT = "traceparent"
 
 
 MAX_ATTRIBUTES = 10
@@ -103,6 +105,8 @@ class Envelope:
     protocol: str = PROTOCOL_HL7V2
     version: int = ENVELOPE_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    # Not in the body: travels as the `traceparent` message attribute (derived events keep it).
+    traceparent: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         # to_dict writes extra after the core fields: a colliding key would silently replace one
@@ -111,7 +115,7 @@ class Envelope:
             raise ValueError(f"envelope extra must not set core fields: {', '.join(colliding)}")
 
     def attributes(self) -> dict[str, str]:
-        return {
+        attributes: dict[str, str] = {
             Attr.EVENT: self.event.value,
             Attr.PROTOCOL: self.protocol,
             Attr.FORMAT: self.format.value,
@@ -119,6 +123,9 @@ class Envelope:
             Attr.SOURCE: self.source,
             Attr.MESSAGE_ID: self.id,
         }
+        if self.traceparent:
+            attributes[Attr.TRACEPARENT] = self.traceparent
+        return attributes
 
     def derive(self, event: Event, format: Format, **changes: Any) -> Envelope:
         """The next event about the same message (keeps id, source, type, timestamps)."""

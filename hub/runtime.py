@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from hub import aws, metrics
+from hub import aws, metrics, telemetry
 from hub.config import HubSettings
 from hub.consumer import Batched, Handler, SqsConsumer
 from hub.topology import subscription
@@ -50,6 +50,7 @@ def run_worker(
     settings: WorkerSettings | None = None,
     stop: threading.Event | None = None,
 ) -> SqsConsumer:
+    telemetry.configure_tracing(name)
     settings = settings or WorkerSettings()
     stop = stop or threading.Event()
     sub = subscription(name)

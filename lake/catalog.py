@@ -42,6 +42,8 @@ class CatalogEntry:
     digest: str | None = None
     flags: tuple[str, ...] = ()
     batch: dict[str, Any] | None = None
+    # The message's path as far as this write knows it (hub/steps.py; lake/writer.py says which).
+    steps: tuple[dict[str, Any], ...] = ()
 
     def attributes(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -57,6 +59,8 @@ class CatalogEntry:
             data["flags"] = list(self.flags)
         if self.batch:
             data["batch"] = self.batch
+        if self.steps:
+            data["steps"] = list(self.steps)
         return data
 
 

@@ -1,20 +1,29 @@
-"""Turns hub events into lake objects and catalog entries."""
+"""Turns hub events into lake objects and catalog entries.
+
+A message's path (hub/steps.py) is kept with its catalog item: the steps its event brought in the
+envelope (the front door's; for `parsed`/`failed` also the staging worker's), the lake-writer steps
+of the same id this process remembers having written (so a `parsed` item, which replaces the
+`received` one, keeps the `received` event's lake-writer step when the same process wrote it; a
+restart or another writer instance forgets it), and the step of this write (outcome `stored`: its
+objects are in the lake, its catalog item is about to be written). Bounded: the last MAX_STEPS.
+"""
 
 from __future__ import annotations
 
 import base64
+import contextvars
 import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hub import metrics
+from hub import metrics, steps
 from hub.document import ParsedDocument
-from hub.events import Envelope, Event
+from hub.events import Envelope, Event, utc_timestamp
 from hub.payloads import PayloadStore, load_payload
 from lake import layout
 from lake.catalog import (
@@ -27,6 +36,7 @@ from lake.catalog import (
     received_item,
 )
 from lake.objects import ObjectStore
+from lake.recent_steps import RecentSteps
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +45,9 @@ def _json_bytes(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+SERVICE = "lake-writer"  # its step in each message's path
+# Given the entry once the objects are written: the entry with the message's path, and this write's step.
+_PathOf = Callable[[CatalogEntry], tuple[CatalogEntry, dict[str, Any]]]
 # The object writes of a receive run side by side in this many threads (each a blocking S3 call).
 OBJECT_WRITE_THREADS = 8
 # A message's first event is superseded by a later one of the same id in the same receive.
@@ -51,6 +64,7 @@ class _Write:
     item: dict[str, Any]
     conditional: Callable[[], None] | None = None
     log_args: tuple[Any, ...] = field(default_factory=tuple)
+    step: dict[str, Any] | None = None  # this write's step in the message's path
 
 
 class LakeWriter:
@@ -64,6 +78,7 @@ class LakeWriter:
         self._locks = [threading.Lock() for _ in range(64)]
         # Threads are started on first use, so a writer that never sees a batch starts none.
         self._pool = ThreadPoolExecutor(max_workers=OBJECT_WRITE_THREADS, thread_name_prefix="lake-objects")
+        self._recent = RecentSteps()
 
     def _lock(self, message_id: str) -> threading.Lock:
         return self._locks[self._lock_index(message_id)]
@@ -87,10 +102,15 @@ class LakeWriter:
         outcomes: list[BaseException | None] = [None] * len(envelopes)
         writes: dict[int, _Write] = {}
         results: list[_Write | BaseException]
+        started_at = utc_timestamp()
         if len(envelopes) == 1:  # no thread hand-off for a single event
-            results = [self._objects_of_locked(envelopes[0])]
+            results = [self._objects_of_locked(envelopes[0], started_at)]
         else:
-            futures = [self._pool.submit(self._objects_of_locked, envelope) for envelope in envelopes]
+            # Each in a copy of this context: the consumer's delivery (tries) goes along.
+            futures = [
+                self._pool.submit(contextvars.copy_context().run, self._objects_of_locked, e, started_at)
+                for e in envelopes
+            ]
             results = [future.result() for future in futures]
         for index, result in enumerate(results):
             if isinstance(result, BaseException):
@@ -108,6 +128,8 @@ class LakeWriter:
                 self._locks[lock_index].release()
         for index, write in writes.items():
             if outcomes[index] is None:
+                if write.step is not None:
+                    self._recent.add(write.envelope.id, write.step)
                 log.info(*write.log_args)
                 if write.envelope.event in (Event.PARSED, Event.FAILED):
                     _observe_end_to_end(write.envelope)
@@ -141,15 +163,15 @@ class LakeWriter:
             if write.envelope.event in _LATER:
                 superseded.add(write.envelope.id)
 
-    def _objects_of_locked(self, envelope: Envelope) -> _Write | BaseException:
+    def _objects_of_locked(self, envelope: Envelope, started_at: str) -> _Write | BaseException:
         """An envelope's objects written (its catalog write returned), or the error that stopped it."""
         try:
             with self._lock(envelope.id):
-                return self._objects_of(envelope)
+                return self._objects_of(envelope, started_at)
         except Exception as exc:  # this envelope alone fails; the consumer retries it
             return exc
 
-    def _objects_of(self, envelope: Envelope) -> _Write:
+    def _objects_of(self, envelope: Envelope, started_at: str) -> _Write:
         """Writes an envelope's objects; returns its catalog write."""
         if envelope.event in (Event.BATCH_RECEIVED, Event.BATCH_COMPLETED):
             return self._batch(envelope)
@@ -163,12 +185,13 @@ class LakeWriter:
             flags=envelope.flags,
             batch=envelope.batch,
         )
+        path = self._path(envelope, started_at)
         if envelope.event is Event.RECEIVED:
-            write = self._received(envelope, entry)
+            write = self._received(envelope, entry, path)
         elif envelope.event is Event.PARSED:
-            write = self._parsed(envelope, entry)
+            write = self._parsed(envelope, entry, path)
         elif envelope.event is Event.FAILED:
-            write = self._failed(envelope, entry)
+            write = self._failed(envelope, entry, path)
         else:
             raise ValueError(f"lake writer: unexpected event {envelope.event.value} id={envelope.id}")
         write.log_args = (
@@ -212,26 +235,40 @@ class LakeWriter:
             return _Write(envelope, item, log_args=log_args)
         return _Write(envelope, item, lambda: self._catalog.record_batch(item), log_args)
 
-    def _received(self, envelope: Envelope, entry: CatalogEntry) -> _Write:
+    def _path(self, envelope: Envelope, started_at: str) -> _PathOf:
+        """Once the objects are in the lake: the entry carrying the message's path, and this write's step."""
+
+        def with_path(entry: CatalogEntry) -> tuple[CatalogEntry, dict[str, Any]]:
+            own = steps.step(SERVICE, envelope, "stored", started_at)
+            path = steps.merged(steps.steps_of(envelope), self._recent.get(envelope.id), [own])
+            return replace(entry, steps=tuple(path)), own
+
+        return with_path
+
+    def _received(self, envelope: Envelope, entry: CatalogEntry, path: _PathOf) -> _Write:
         raw = load_payload(envelope, self._payloads)
         key = self._key(layout.RAW, envelope)
         self._objects.put(key, str(raw).encode("utf-8"), "application/hl7-v2; charset=utf-8")
         uri = self._uri(key)
-        return _Write(envelope, received_item(entry, uri), lambda: self._catalog.record_received(entry, uri))
+        entry, own = path(entry)
+        return _Write(
+            envelope, received_item(entry, uri), lambda: self._catalog.record_received(entry, uri), step=own
+        )
 
     def _uri(self, key: str) -> str:
         return layout.s3_uri(self._objects.bucket, key)
 
-    def _parsed(self, envelope: Envelope, entry: CatalogEntry) -> _Write:
+    def _parsed(self, envelope: Envelope, entry: CatalogEntry, path: _PathOf) -> _Write:
         document: ParsedDocument = load_payload(envelope, self._payloads)
         key = self._key(layout.PARSED, envelope)
         self._objects.put(key, _json_bytes(document), "application/json")
         findings = list(envelope.extra.get("findings") or [])
         # The raw object's key follows from the metadata: its `received` event writes it (or has).
         raw_uri = self._uri(self._key(layout.RAW, envelope))
-        return _Write(envelope, parsed_item(entry, raw_uri, self._uri(key), findings))
+        entry, own = path(entry)
+        return _Write(envelope, parsed_item(entry, raw_uri, self._uri(key), findings), step=own)
 
-    def _failed(self, envelope: Envelope, entry: CatalogEntry) -> _Write:
+    def _failed(self, envelope: Envelope, entry: CatalogEntry, path: _PathOf) -> _Write:
         error = envelope.error or {"reason": "unknown failure"}
         raw_uri = self._uri(self._key(layout.RAW, envelope))
         if envelope.payload is not None or envelope.payload_ref is not None:
@@ -256,10 +293,12 @@ class LakeWriter:
         }
         self._objects.put(key, _json_bytes(record), "application/json")
         error_uri = self._uri(key)
+        entry, own = path(entry)
         return _Write(
             envelope,
             failed_item(entry, raw_uri, error_uri, error),
             lambda: self._catalog.record_failed(entry, raw_uri, error_uri, error),
+            step=own,
         )
 
 

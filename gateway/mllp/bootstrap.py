@@ -12,7 +12,7 @@ from gateway.bootstrap import build_ingest
 from gateway.config import GatewaySettings
 from gateway.mllp.config import MllpSettings
 from gateway.mllp.server import MllpServer
-from hub import metrics
+from hub import metrics, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ async def serve(server: MllpServer) -> None:
 
 
 def run(settings: MllpSettings | None = None) -> None:
+    telemetry.configure_tracing("mllp")
     server = build_server(settings)
     metrics.serve()
     asyncio.run(serve(server))

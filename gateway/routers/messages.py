@@ -21,9 +21,11 @@ from gateway.lake_reader import (
     is_message,
     public_item,
 )
+from gateway.message_events import events_view
 from gateway.outcomes import BatchProcessing, IngestOutcome, IngestResult
 from gateway.problems import Problem, not_found
 from hub.document import ParsedDocument
+from hub.telemetry import call_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,7 @@ async def _post_for_ack(
     except Problem as exc:
         refused = exc
     received, result, problem = await run_in_threadpool(
-        _ingest_for_ack, services.ingest, body, media, source, refused
+        call_with_parent, request.headers, _ingest_for_ack, services.ingest, body, media, source, refused
     )
     answer = ack.acknowledge(received, problem, result=result, always=True)
     assert answer is not None  # always=True
@@ -206,7 +208,9 @@ async def post_message(
     body = await _read_body(request, services.settings.max_body_bytes)
     # Kept in a worker thread: the real dedup store and hub are blocking AWS calls. With in-memory
     # fakes calling it inline is ~15% faster (bench/bench_gateway.py), but would stall the event loop.
-    result = await run_in_threadpool(services.ingest.ingest, body, media, source, split_later=True)
+    result = await run_in_threadpool(
+        call_with_parent, request.headers, services.ingest.ingest, body, media, source, split_later=True
+    )
     if isinstance(result, IngestOutcome):
         headers = {"Location": f"/v1/messages/{result.id}"}
     elif isinstance(result, BatchProcessing):  # a large batch, split after the answer
@@ -226,6 +230,11 @@ def _visible_item(services: Services, principal: CurrentPrincipal, message_id: s
 @router.get("/{message_id}", summary="The catalog entry of one message")
 def get_message(message_id: str, services: Services, principal: CurrentPrincipal) -> dict[str, Any]:
     return public_item(_visible_item(services, principal, message_id))
+
+
+@router.get("/{message_id}/events", summary="The message's path: each service's step, in order")
+def get_events(message_id: str, services: Services, principal: CurrentPrincipal) -> dict[str, Any]:
+    return events_view(_visible_item(services, principal, message_id))
 
 
 def _object(services: Services, item: dict[str, Any], field: str) -> bytes:

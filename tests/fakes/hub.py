@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict, deque
 from collections.abc import Sequence
+from dataclasses import replace
 
 from hub.events import Envelope, PayloadRef
 from hub.payloads import PayloadStore, offload_if_large
@@ -46,7 +47,9 @@ class MemoryHub:
             self.fail_next -= 1
             raise HubUnavailable("hub unavailable: simulated")
         # Round-trip through JSON so tests see exactly what subscribers would receive.
-        envelope = Envelope.from_json(offload_if_large(envelope, self.payloads, self.max_inline_bytes)[1])
+        body = offload_if_large(envelope, self.payloads, self.max_inline_bytes)[1]
+        # The traceparent is a message attribute, not part of the body: carried over as SNS would.
+        envelope = replace(Envelope.from_json(body), traceparent=envelope.traceparent)
         self.published.append(envelope)
         attributes = envelope.attributes()
         for name, sub in self.subscriptions.items():

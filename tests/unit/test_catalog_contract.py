@@ -203,3 +203,21 @@ def test_record_many_refuses_conditional_items(catalog: tuple[Catalog, Reader], 
     with pytest.raises(ValueError):
         store.record_many([item])
     assert read(ENTRY.id)["status"] == "parsed"
+
+
+def test_the_message_path_is_kept_with_the_item(catalog: tuple[Catalog, Reader]) -> None:
+    from dataclasses import replace
+
+    from lake.catalog import parsed_item
+
+    store, read = catalog
+    step = {
+        "service": "lake-writer", "instance": "host:1", "event": "message.received", "outcome": "stored",
+        "reason": None, "receivedAt": "2026-01-02T03:04:05.000Z", "doneAt": "2026-01-02T03:04:05.010Z",
+        "tries": 2,
+    }  # fmt: skip
+    store.record_received(replace(ENTRY, steps=(step,)), RAW)
+    assert [dict(s, tries=int(s["tries"])) for s in read(ENTRY.id)["steps"]] == [step]
+    later = {**step, "event": "message.parsed", "doneAt": "2026-01-02T03:04:06.000Z", "tries": 1}
+    assert store.record_many([parsed_item(replace(ENTRY, steps=(step, later)), RAW, PARSED, [])]) == [None]
+    assert [s["event"] for s in read(ENTRY.id)["steps"]] == ["message.received", "message.parsed"]

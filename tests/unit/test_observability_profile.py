@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY
 
 import gateway.app  # noqa: F401  (registers the HTTP metrics)
 from hub.metrics import METRICS_PORTS
-from hub.queue_health import QueueHealth, QueueHealthCollector
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = ("prometheus", "grafana", "jaeger")

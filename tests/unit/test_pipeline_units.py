@@ -126,6 +126,22 @@ def test_envelope_round_trip_and_attribute_budget() -> None:
     assert len(envelope.attributes()) <= 10
 
 
+def test_traceparent_is_an_attribute_within_sqs_limit_of_10() -> None:
+    from dataclasses import replace
+
+    from hub.consumer import FAILURES_ATTRIBUTE, REASON_ATTRIBUTE
+    from hub.events import MAX_ATTRIBUTES
+
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    envelope = replace(received(), traceparent=traceparent)
+    attributes = envelope.attributes()
+    assert attributes["traceparent"] == traceparent
+    assert "traceparent" not in envelope.to_json()  # an attribute, not part of the body
+    # a retried or dead-lettered message carries two more: still within SQS's 10
+    assert len({**attributes, FAILURES_ATTRIBUTE: "1", REASON_ATTRIBUTE: "x"}) <= MAX_ATTRIBUTES == 10
+    assert "traceparent" not in received().attributes()  # none when there is no trace
+
+
 def test_rejected_raw_bytes_land_in_errors_area() -> None:
     import base64
 

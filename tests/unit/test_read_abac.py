@@ -67,7 +67,9 @@ def stack() -> Iterator[Stack]:
     yield Stack()
 
 
-@pytest.mark.parametrize("path", ["/v1/messages/M1", "/v1/messages/M1/raw", "/v1/messages/M1/parsed"])
+@pytest.mark.parametrize(
+    "path", ["/v1/messages/M1", "/v1/messages/M1/raw", "/v1/messages/M1/parsed", "/v1/messages/M1/events"]
+)
 def test_write_without_read_is_404_on_the_item(stack: Stack, path: str) -> None:
     assert stack.get(path, write="hospital-a,hospital-b", read="hospital-a").status_code == 404
     assert stack.get(path, write="hospital-b", read="").status_code == 404

@@ -16,9 +16,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from hub import metrics
+from hub import metrics, steps
 from hub.er7 import Er7Error
-from hub.events import Envelope, Event, Format
+from hub.events import Envelope, Event, Format, utc_timestamp
 from hub.payloads import PayloadStore, load_payload
 from hub.publisher import Publisher
 from hub.topology import ER7_STAGING
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # A failed event is an envelope without payload plus this error: far below SNS's 256 KB, always.
 MAX_ERROR_BYTES = 2048
 _ERROR_KEYS = ("reason", "segment", "segmentIndex", "field")
+SERVICE = "er7-staging"  # its step in each message's path (hub/steps.py)
 
 
 class Er7StagingHandler:
@@ -61,13 +62,20 @@ class Er7StagingHandler:
                 )
                 continue
             try:
-                results.append((index, self._result(envelope)))
+                results.append((index, self._with_step(envelope, utc_timestamp())))
             except Exception as exc:  # the payload could not be fetched (claim-check bucket down)
                 outcomes[index] = exc
         published = self._publisher.publish_batch([result for _, result in results])
         for (index, _), outcome in zip(results, published, strict=True):
             outcomes[index] = outcome
         return outcomes
+
+    def _with_step(self, envelope: Envelope, started_at: str) -> Envelope:
+        """The result event, carrying the message's path so far and this handling as its last step."""
+        result = self._result(envelope)
+        outcome = "parsed" if result.event is Event.PARSED else "failed"
+        reason = (result.error or {}).get("reason") if result.error else None
+        return steps.with_steps(result, steps.step(SERVICE, envelope, outcome, started_at, reason))
 
     def _result(self, envelope: Envelope) -> Envelope:
         """The `message.parsed` or `message.failed` event for one received message."""
