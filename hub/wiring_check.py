@@ -36,6 +36,7 @@ def sample_envelope(event: Event, format: Format) -> Envelope:
         message_type="unknown" if format is Format.TEXT else "ADT^A01",
         control_id="MSG00001",
         format=format,
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     )
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 
 import gateway.app  # noqa: F401  (registers the HTTP metrics)
 from hub.metrics import METRICS_PORTS
+from hub.queue_health import QueueHealth, QueueHealthCollector
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = ("prometheus", "grafana", "jaeger")
@@ -70,8 +71,14 @@ def test_the_dashboard_queries_only_metrics_the_code_defines() -> None:
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     used = {m for e in exprs for m in re.findall(r"\b(hl7lake_[a-z_]+)", e)}
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    queues = CollectorRegistry()  # the gateway registers this collector when it runs
+    health = QueueHealth("q", visible=1, in_flight=0, dlq_depth=0, oldest_age_seconds=1.0)
+    queues.register(QueueHealthCollector(lambda: [health]))
     defined = {
-        metric.name + suffix for metric in REGISTRY.collect() for suffix in suffixes.get(metric.type, ("",))
+        metric.name + suffix
+        for registry in (REGISTRY, queues)
+        for metric in registry.collect()
+        for suffix in suffixes.get(metric.type, ("",))
     }
     assert used, "the dashboard queries nothing"
     assert used <= defined, sorted(used - defined)
