@@ -19,6 +19,7 @@ from gateway.dedup import DynamoDedupStore
 from gateway.ingest import IngestService
 from gateway.lake_reader import DynamoLakeReader
 from gateway.services import GatewayServices
+from gateway.ui.wiring import build_ui
 from hub import aws
 from hub.group_commit import GroupCommitPublisher
 from hub.payloads import S3PayloadStore
@@ -140,6 +141,7 @@ def build_services(settings: GatewaySettings) -> GatewayServices:
             "identity": lambda: cognito.describe_user_pool(UserPoolId=pool_id),
         },
         backlog=ingest.backlog,
+        ui=build_ui(settings, cognito, client_id),
     )
 
 
