@@ -17,7 +17,7 @@ from gateway.ingest import IngestService
 from gateway.lake_reader import MemoryLakeReader
 from gateway.services import GatewayServices
 from gateway.ui import activity, router
-from gateway.ui.login import LoginRefused
+from gateway.ui.login import CognitoPasswordLogin, LoginRefused, LoginUnavailable
 from gateway.ui.queues import QueueDepth, SqsQueueDepths
 from gateway.ui.services import UiServices
 from gateway.ui.session import COOKIE
@@ -316,3 +316,48 @@ class FakeSqs:
 def test_sqs_queue_depths_adds_delayed_to_waiting_and_counts_dead_letters() -> None:
     [depth] = SqsQueueDepths(FakeSqs(), {"er7-staging": ("q", "dlq")}).depths()
     assert depth == QueueDepth("er7-staging", waiting=5, in_flight=2, dead_letters=5)
+
+
+class FakeCognito:
+    class exceptions:  # boto3 client shape
+        class NotAuthorizedException(Exception):
+            pass
+
+        class UserNotFoundException(Exception):
+            pass
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+        self.calls: list[dict] = []
+
+    def initiate_auth(self, **kwargs: object) -> dict:
+        self.calls.append(kwargs)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer  # type: ignore[return-value]
+
+
+def test_cognito_login_asks_for_user_password_auth_and_returns_the_id_token() -> None:
+    cognito = FakeCognito({"AuthenticationResult": {"IdToken": "id-tok", "AccessToken": "acc-tok"}})
+    assert CognitoPasswordLogin(cognito, "client-1").id_token("u", "p") == "id-tok"
+    assert cognito.calls == [
+        {
+            "ClientId": "client-1",
+            "AuthFlow": "USER_PASSWORD_AUTH",
+            "AuthParameters": {"USERNAME": "u", "PASSWORD": "p"},
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (FakeCognito.exceptions.NotAuthorizedException(), LoginRefused),
+        (FakeCognito.exceptions.UserNotFoundException(), LoginRefused),
+        ({"ChallengeName": "NEW_PASSWORD_REQUIRED"}, LoginRefused),
+        (ConnectionError("down"), LoginUnavailable),
+    ],
+)
+def test_cognito_login_refusals(answer: object, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        CognitoPasswordLogin(FakeCognito(answer), "client-1").id_token("u", "p")
