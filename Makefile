@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: up test lint audit lock format schema unit integration e2e test-localstack compose-tool bench-parse bench bench-gateway soak chaos mutation clean
+.PHONY: up test lint audit lock format schema unit integration e2e test-localstack compose-tool browser-tool bench-parse bench bench-gateway soak chaos mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint audit compose-tool
+test: lint audit compose-tool browser-tool
 	$(BIN)/pytest
 
 # The parsed document's JSON Schema, generated from its type (hub/document.py); a unit test fails while the
@@ -68,6 +68,14 @@ compose-tool:
 	@command -v docker-compose >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) >/dev/null 2>&1; } \
 	  || echo "note: docker-compose unavailable; the compose validation test will be skipped"
+
+# Debian's Chromium and its driver for the dashboard's browser test (Selenium is given their paths and
+# never downloads a browser); the test skips with a clear message where they cannot be installed.
+browser-tool:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] \
+	  && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+	  >/dev/null 2>&1; } || echo "note: chromium unavailable; the dashboard browser test will be skipped"
 
 # The integration and end-to-end suites against LocalStack 4.14.0 (needs a Docker engine).
 test-localstack: $(VENV)/.installed-dev

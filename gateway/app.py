@@ -18,6 +18,7 @@ from gateway.ingest import unexpected
 from gateway.problems import Problem
 from gateway.routers import batches, health, messages
 from gateway.services import GatewayServices
+from gateway.ui.mount import mount_ui
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ def create_app(services: GatewayServices) -> FastAPI:
     app.include_router(messages.router)
     app.include_router(batches.router)
     app.include_router(health.router)
+    if services.ui is not None:
+        mount_ui(app)
 
     @app.exception_handler(Problem)
     async def on_problem(_: Request, problem: Problem) -> JSONResponse:

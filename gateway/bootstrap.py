@@ -19,6 +19,7 @@ from gateway.ingest import IngestService
 from gateway.lake_reader import DynamoLakeReader
 from gateway.queue_metrics import register_queue_metrics
 from gateway.services import GatewayServices
+from gateway.ui.wiring import build_ui
 from hub import aws, telemetry
 from hub.cognito import cognito_endpoint, find_client, find_user_pool
 from hub.group_commit import GroupCommitPublisher
@@ -123,6 +124,7 @@ def build_services(settings: GatewaySettings) -> GatewayServices:
             "identity": lambda: cognito.describe_user_pool(UserPoolId=pool_id),
         },
         backlog=ingest.backlog,
+        ui=build_ui(settings, cognito, client_id),
     )
 
 

@@ -10,6 +10,7 @@ from gateway.backlog import BacklogMonitor
 from gateway.config import GatewaySettings
 from gateway.ingest import IngestService
 from gateway.lake_reader import LakeReader
+from gateway.ui.services import UiServices
 
 ReadinessCheck = Callable[[], None]
 
@@ -22,3 +23,4 @@ class GatewayServices:
     reader: LakeReader
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     backlog: BacklogMonitor | None = None
+    ui: UiServices | None = None  # the /ui dashboard; without it the gateway serves the API alone
