@@ -29,6 +29,7 @@ def up_env(run_dir: Path, **extra: str) -> dict[str, str]:
         HL7LAKE_MLLP_PORT=str(free_port()),
         HL7LAKE_RUN_DIR=str(run_dir),
         HL7LAKE_STATE_DIR=str(run_dir / "state"),
+        HL7LAKE_METRICS_BASE_PORT="0",  # never the fixed ports a developer's own stack uses
         **extra,
     )
     return env
@@ -78,8 +79,8 @@ def test_a_service_crashing_at_start_up_shows_its_exit_code_and_last_lines(tmp_p
     with up(env) as process:
         out = output_within(process, timeout=90)
     assert process.returncode == 1
-    assert "mllp exited with code 1 during start-up" in out
-    assert "idle_timeout_seconds" in out  # from its last lines
+    assert "mllp exited with code 2 during start-up" in out  # 2: a bad setting (hub.config.SettingsError)
+    assert "HL7LAKE_MLLP_IDLE_TIMEOUT_SECONDS" in out  # from its last lines: the variable, named
     assert (tmp_path / "logs" / "mllp.log").exists()
     assert not port_in_use("127.0.0.1", int(env["HL7LAKE_PORT"])), "the gateway should be stopped"
 
