@@ -152,6 +152,17 @@ def test_the_staging_worker_acts_on_exactly_what_it_declares(event: Event, forma
 
 
 @pytest.mark.parametrize(("event", "format"), PUBLISHED)
+def test_the_fhir_worker_acts_on_exactly_what_it_declares(event: Event, format: Format) -> None:
+    from hub.topology import FHIR_R4
+    from workers.fhir.handler import FhirHandler
+
+    publisher = RecordingPublisher()
+    outcomes = FhirHandler(publisher, NoPayloads()).handle_batch([with_payload(event, format)])
+    assert outcomes == [None]
+    assert bool(publisher.published) is FHIR_R4.handles_event(event, format)
+
+
+@pytest.mark.parametrize(("event", "format"), PUBLISHED)
 def test_the_batch_splitter_acts_on_exactly_what_it_declares(event: Event, format: Format) -> None:
     from gateway.splitter.handler import BatchSplitter
 
