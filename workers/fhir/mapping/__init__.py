@@ -7,6 +7,7 @@ interface: ``MAPPED_TYPES``, ``MappingError``, ``convert``.
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Any
 
 from hub.document import ParsedDocument
@@ -47,11 +48,17 @@ def _full_url(message_id: str, position: int) -> str:
 
 
 def _date(value: str | None) -> str | None:
+    """A TS/DTM's date at the precision it has (YYYY, YYYY-MM, YYYY-MM-DD); None when not a date."""
     digits = (value or "")[:8]
-    if len(digits) == 8 and digits.isdigit():
-        return f"{digits[:4]}-{digits[4:6]}-{digits[6:]}"
-    if len(digits) >= 4 and digits[:4].isdigit():
-        return digits[:4]
+    try:
+        if len(digits) == 8:
+            return date(int(digits[:4]), int(digits[4:6]), int(digits[6:])).isoformat()
+        if len(digits) >= 6:
+            return f"{date(int(digits[:4]), int(digits[4:6]), 1).isoformat()[:7]}"
+        if len(digits) >= 4 and digits[:4].isdigit():
+            return digits[:4]
+    except ValueError:
+        return None
     return None
 
 
