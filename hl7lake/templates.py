@@ -9,7 +9,7 @@ import yaml
 
 from hl7lake.settings import RootSettings
 
-STACKS = ("core", "front-door", "staging-er7", "batch-splitter")
+STACKS = ("core", "front-door", "staging-er7", "batch-splitter", "fhir-r4")
 
 
 def stacks_dir() -> Path:

@@ -30,7 +30,7 @@ from hub.metrics import METRICS_PORTS
 
 log = logging.getLogger("hl7lake.up")
 
-WORKERS = ("er7-staging", "lake-writer", "batch-splitter")
+WORKERS = ("er7-staging", "lake-writer", "batch-splitter", "fhir-r4")
 
 
 class UpSettings(RootSettings):

@@ -20,6 +20,10 @@ def run_worker_by_name(name: str) -> int:
         from gateway.splitter import bootstrap as splitter
 
         splitter.run()
+    elif name == "fhir-r4":
+        from workers.fhir import bootstrap as fhir
+
+        fhir.run()
     else:
         print(
             f"hl7lake worker: unknown worker {name!r} (known: {', '.join(sorted(SUBSCRIPTIONS))})",

@@ -24,12 +24,15 @@ class Event(StrEnum):
     # batch splitter; then the per-message outcomes.
     BATCH_RECEIVED = "batch.received"
     BATCH_COMPLETED = "batch.completed"
+    # A parsed message in another format (payload: e.g. a FHIR R4 Bundle); the catalog status stays.
+    CONVERTED = "message.converted"
 
 
 class Format(StrEnum):
     ER7 = "er7"
     JSON = "json"
     TEXT = "text"
+    FHIR = "fhir"  # a FHIR R4 Bundle (JSON)
 
 
 class Attr(StrEnum):

@@ -19,7 +19,13 @@ from hub.config import LOCALHOST, EnvSettings
 log = logging.getLogger(__name__)
 
 # Default metrics ports of the processes without an HTTP app (the gateway serves /metrics itself).
-METRICS_PORTS = {"mllp": 9102, "er7-staging": 9103, "lake-writer": 9104, "batch-splitter": 9105}
+METRICS_PORTS = {
+    "mllp": 9102,
+    "er7-staging": 9103,
+    "lake-writer": 9104,
+    "batch-splitter": 9105,
+    "fhir-r4": 9106,
+}
 
 INGESTED = Counter(
     "hl7lake_ingest_messages_total",

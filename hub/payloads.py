@@ -30,8 +30,12 @@ class S3PayloadStore:
         return bytes(self._s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read())
 
 
+# Payloads that travel as JSON documents (a FHIR Bundle is one too).
+JSON_FORMATS = frozenset({Format.JSON, Format.FHIR})
+
+
 def _encode(envelope: Envelope) -> bytes:
-    if envelope.format is Format.JSON:
+    if envelope.format in JSON_FORMATS:
         return json.dumps(envelope.payload, ensure_ascii=False, separators=(",", ":")).encode()
     return str(envelope.payload).encode("utf-8")
 
@@ -52,6 +56,6 @@ def load_payload(envelope: Envelope, store: PayloadStore) -> Any:
     if envelope.payload_ref is None:
         return envelope.payload
     body = store.get(envelope.payload_ref)
-    if envelope.format is Format.JSON:
+    if envelope.format in JSON_FORMATS:
         return json.loads(body)
     return body.decode("utf-8")

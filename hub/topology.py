@@ -43,7 +43,19 @@ BATCH_SPLITTER = Subscription(
     handles=frozenset({Event.BATCH_RECEIVED}),
 )
 
-SUBSCRIPTIONS: dict[str, Subscription] = {s.name: s for s in (ER7_STAGING, LAKE_WRITER, BATCH_SPLITTER)}
+# The message types workers/fhir maps (hub imports no worker: tests/unit/test_fhir_topology.py keeps
+# this list equal to workers.fhir.mapping.MAPPED_TYPES).
+FHIR_MAPPED_TYPES = ("ADT^A01", "ADT^A03", "ADT^A04", "ADT^A08", "ORU^R01", "VXU^V04")
+FHIR_R4 = Subscription(
+    name="fhir-r4",
+    filter_policy={Attr.EVENT.value: [Event.PARSED.value], Attr.MESSAGE_TYPE.value: list(FHIR_MAPPED_TYPES)},
+    handles=frozenset({Event.PARSED}),
+    handles_formats=frozenset({Format.JSON}),
+)
+
+SUBSCRIPTIONS: dict[str, Subscription] = {
+    s.name: s for s in (ER7_STAGING, LAKE_WRITER, BATCH_SPLITTER, FHIR_R4)
+}
 
 
 def subscription(name: str) -> Subscription:

@@ -23,6 +23,7 @@ PUBLISHED: tuple[tuple[Event, Format], ...] = (
     (Event.FAILED, Format.JSON),
     (Event.FAILED, Format.TEXT),
     (Event.BATCH_COMPLETED, Format.JSON),
+    (Event.CONVERTED, Format.FHIR),
 )
 
 

@@ -2,6 +2,10 @@
 
 Status moves received → parsed | failed. A `received` event never downgrades a later status, and
 a `failed` event never overrides `parsed`, so events may arrive in any order and any number of times.
+
+A converter (a subscriber that turns the parsed document into another format, e.g. FHIR R4) adds
+one key beside the status, named after its format (`fhir`: the converted object's URI), or on
+failure `<format>Error`; it never changes the status. See `DynamoCatalog.record_converted`.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from hub.events import utc_timestamp
 
@@ -24,6 +28,14 @@ BATCH_KIND = "batch"
 MAX_BATCH_WRITE = 25
 BATCH_WRITE_TRIES = 4
 BATCH_WRITE_BACKOFF_SECONDS = 0.05
+# The formats converters write (their item keys: `fhir`, `fhirError`); BatchGetItem reads 100 keys a call.
+CONVERTED_FORMATS = ("fhir",)
+CONVERTED_KEYS = tuple(k for f in CONVERTED_FORMATS for k in (f, f"{f}Error"))
+MAX_BATCH_GET = 100
+
+
+_CONVERTED_NAMES = {f"#conv{n}": key for n, key in enumerate(CONVERTED_KEYS)}
+_NO_CONVERSION = "".join(f" AND attribute_not_exists({name})" for name in _CONVERTED_NAMES)
 
 
 class CatalogWriteError(RuntimeError):
@@ -76,6 +88,14 @@ class Catalog(Protocol):
     def record_failed(
         self, entry: CatalogEntry, raw_uri: str | None, error_uri: str, error: dict[str, Any]
     ) -> None: ...
+
+    def record_converted(self, message_id: str, format: str, uri: str) -> None:
+        """The message's `format` form is at `uri` (status and every other key unchanged)."""
+        ...
+
+    def record_conversion_failed(self, message_id: str, format: str, error: dict[str, Any]) -> None:
+        """Converting to `format` failed (status unchanged; never over a successful conversion)."""
+        ...
 
     def record_many(self, items: Sequence[dict[str, Any]]) -> list[BaseException | None]:
         """Unconditional puts only (a `parsed_item`, a completed `batch_item`: states that win over
@@ -167,7 +187,8 @@ class DynamoCatalog:
         }
         if condition:
             kwargs["ConditionExpression"] = condition
-            kwargs["ExpressionAttributeNames"] = {"#id": "id", "#s": "status"}
+            names = {"#id": "id", "#s": "status", **_CONVERTED_NAMES}
+            kwargs["ExpressionAttributeNames"] = {k: v for k, v in names.items() if k in condition}
             values = {":received": RECEIVED, ":failed": FAILED, ":processing": PROCESSING}
             kwargs["ExpressionAttributeValues"] = {k: {"S": v} for k, v in values.items() if k in condition}
         # A failed condition means a later state already won: nothing to do, by design.
@@ -181,11 +202,79 @@ class DynamoCatalog:
             self._put(item)
 
     def record_received(self, entry: CatalogEntry, raw_uri: str) -> None:
-        # Only into an empty slot: `received` never downgrades a later status.
-        self._put(received_item(entry, raw_uri), "attribute_not_exists(#id) OR #s = :received")
+        # Only into an empty slot: `received` never downgrades a later status, and a redelivered
+        # `received` never drops a conversion that came early (the put would replace the whole item).
+        self._put(
+            received_item(entry, raw_uri), f"attribute_not_exists(#id) OR (#s = :received{_NO_CONVERSION})"
+        )
 
     def record_parsed(self, entry: CatalogEntry, raw_uri: str, parsed_uri: str, findings: list[Any]) -> None:
-        self._put(parsed_item(entry, raw_uri, parsed_uri, findings))  # parsed wins over everything
+        # parsed wins over everything, and keeps what converters added
+        self._put(self._keeping_conversions([parsed_item(entry, raw_uri, parsed_uri, findings)])[0])
+
+    def record_converted(self, message_id: str, format: str, uri: str) -> None:
+        # An UpdateItem of this one key, where every other event puts the whole item: a conversion
+        # knows nothing of the status (it may arrive before `parsed` is written, or after), so it must
+        # not write one. Arriving first, it leaves an item with this key only (no status, no sortKey:
+        # in no list); `received` then leaves that item alone, and `parsed` keeps the key
+        # (`_keeping_conversions`): the item ends parsed with its conversion in any order.
+        self._ddb.update_item(
+            TableName=self._table,
+            Key={"id": {"S": message_id}},
+            UpdateExpression="SET #f = :uri, updatedAt = :now REMOVE #e",
+            ExpressionAttributeNames={"#f": format, "#e": f"{format}Error"},
+            ExpressionAttributeValues={":uri": {"S": uri}, ":now": {"S": utc_timestamp()}},
+        )
+
+    def record_conversion_failed(self, message_id: str, format: str, error: dict[str, Any]) -> None:
+        # Same one-key update; a failure never replaces a successful conversion (a stale redelivery).
+        with contextlib.suppress(self._ddb.exceptions.ConditionalCheckFailedException):
+            self._ddb.update_item(
+                TableName=self._table,
+                Key={"id": {"S": message_id}},
+                UpdateExpression="SET #e = :error, updatedAt = :now",
+                ConditionExpression="attribute_not_exists(#f)",
+                ExpressionAttributeNames={"#f": format, "#e": f"{format}Error"},
+                ExpressionAttributeValues={
+                    ":error": self._serializer.serialize(error),
+                    ":now": {"S": utc_timestamp()},
+                },
+            )
+
+    def _keeping_conversions(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Parsed items carrying the converter keys their stored items hold (a put replaces the whole
+        item). One consistent BatchGetItem per 100 ids; the lake writer holds each id's lock from this
+        read to the put, so its own conversion of the id cannot land in between."""
+        ids = [
+            item["id"] for item in items if item.get("status") == PARSED and item.get("kind") != BATCH_KIND
+        ]
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), MAX_BATCH_GET):
+            found.update(self._converted_keys(ids[start : start + MAX_BATCH_GET]))
+        return [{**item, **found[item["id"]]} if item["id"] in found else item for item in items]
+
+    def _converted_keys(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        request: dict[str, Any] = {
+            "Keys": [{"id": {"S": i}} for i in dict.fromkeys(ids)],
+            "ProjectionExpression": ", ".join(["#id", *_CONVERTED_NAMES]),
+            "ExpressionAttributeNames": {"#id": "id", **_CONVERTED_NAMES},
+            "ConsistentRead": True,
+        }
+        found: dict[str, dict[str, Any]] = {}
+        deserializer = TypeDeserializer()
+        for attempt in range(BATCH_WRITE_TRIES):
+            if attempt:
+                time.sleep(BATCH_WRITE_BACKOFF_SECONDS * 2 ** (attempt - 1))
+            response = self._ddb.batch_get_item(RequestItems={self._table: request})
+            for raw in response.get("Responses", {}).get(self._table, []):
+                kept = {k: deserializer.deserialize(v) for k, v in raw.items() if k in CONVERTED_KEYS}
+                if kept:
+                    found[raw["id"]["S"]] = kept
+            left = (response.get("UnprocessedKeys") or {}).get(self._table)
+            if not left:
+                return found
+            request = left
+        raise CatalogWriteError(f"catalog read of {len(ids)} ids unprocessed after {BATCH_WRITE_TRIES} tries")
 
     def record_failed(
         self, entry: CatalogEntry, raw_uri: str | None, error_uri: str, error: dict[str, Any]
@@ -206,6 +295,11 @@ class DynamoCatalog:
         kept = _last_per_id(items)
         errors: dict[str, BaseException] = {}
         ids = list(kept)
+        try:
+            carried = self._keeping_conversions(list(kept.values()))
+        except Exception as exc:  # without the read a put could drop a conversion: fail them all
+            return [exc] * len(items)
+        kept = {item["id"]: item for item in carried}
         for start in range(0, len(ids), MAX_BATCH_WRITE):
             chunk = ids[start : start + MAX_BATCH_WRITE]
             try:

@@ -7,8 +7,9 @@ import re
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 RAW, PARSED, ERRORS, BATCHES = "raw", "parsed", "errors", "batches"
+FHIR = "fhir"  # a message converted to a FHIR R4 Bundle (message.converted)
 # A batch body accepted whole: its bytes (.hl7) and, once split, every message's outcome (.json).
-_SUFFIX = {RAW: "hl7", PARSED: "json", ERRORS: "json", BATCHES: "json"}
+_SUFFIX = {RAW: "hl7", PARSED: "json", ERRORS: "json", BATCHES: "json", FHIR: "json"}
 
 
 def sanitize(part: str) -> str:

@@ -23,11 +23,12 @@ from typing import Any
 
 from hub import metrics, steps
 from hub.document import ParsedDocument
-from hub.events import Envelope, Event, utc_timestamp
+from hub.events import Envelope, Event, Format, utc_timestamp
 from hub.payloads import PayloadStore, load_payload
 from lake import layout
 from lake.catalog import (
     COMPLETED,
+    CONVERTED_FORMATS,
     Catalog,
     CatalogEntry,
     batch_item,
@@ -53,6 +54,24 @@ OBJECT_WRITE_THREADS = 8
 # A message's first event is superseded by a later one of the same id in the same receive.
 _FIRST = (Event.RECEIVED, Event.BATCH_RECEIVED)
 _LATER = (Event.PARSED, Event.FAILED, Event.BATCH_COMPLETED)
+# Where a converter's output lives: its format names its lake area, its catalog key and the `stage`
+# of its failures (a converter's failure leaves the message parsed: lake.catalog).
+_CONVERTED_AREAS = {Format.FHIR.value: layout.FHIR}
+assert set(_CONVERTED_AREAS) == set(CONVERTED_FORMATS)
+
+
+def conversion_failed(envelope: Envelope) -> str | None:
+    """The format a `message.failed` event failed to convert to, or None (a failure of the message)."""
+    stage = (envelope.error or {}).get("stage") if envelope.event is Event.FAILED else None
+    return stage if stage in _CONVERTED_AREAS else None
+
+
+def _catalog_order(write: _Write) -> int:
+    """Conditional writes: later statuses first, first events next, conversions last (a conversion
+    before `received` leaves an item that `received` does not write over)."""
+    if write.envelope.event is Event.CONVERTED or conversion_failed(write.envelope):
+        return 2
+    return 1 if write.envelope.event in _FIRST else 0
 
 
 @dataclass
@@ -131,7 +150,9 @@ class LakeWriter:
                 if write.step is not None:
                     self._recent.add(write.envelope.id, write.step)
                 log.info(*write.log_args)
-                if write.envelope.event in (Event.PARSED, Event.FAILED):
+                if write.envelope.event in (Event.PARSED, Event.FAILED) and not conversion_failed(
+                    write.envelope
+                ):
                     _observe_end_to_end(write.envelope)
         return outcomes
 
@@ -145,7 +166,7 @@ class LakeWriter:
         # event of its id is written in this receive (its objects are in the lake all the same).
         conditional = sorted(
             ((i, w) for i, w in writes.items() if w.conditional is not None),
-            key=lambda pair: pair[1].envelope.event in _FIRST,
+            key=lambda pair: _catalog_order(pair[1]),
         )
         superseded: set[str] = set()
         for index, write in writes.items():
@@ -190,6 +211,10 @@ class LakeWriter:
             write = self._received(envelope, entry, path)
         elif envelope.event is Event.PARSED:
             write = self._parsed(envelope, entry, path)
+        elif envelope.event is Event.CONVERTED:
+            write = self._converted(envelope)
+        elif envelope.event is Event.FAILED and conversion_failed(envelope):
+            write = self._conversion_failed(envelope)
         elif envelope.event is Event.FAILED:
             write = self._failed(envelope, entry, path)
         else:
@@ -267,6 +292,25 @@ class LakeWriter:
         raw_uri = self._uri(self._key(layout.RAW, envelope))
         entry, own = path(entry)
         return _Write(envelope, parsed_item(entry, raw_uri, self._uri(key), findings), step=own)
+
+    def _converted(self, envelope: Envelope) -> _Write:
+        """The message in another format (a FHIR Bundle): its object, then its one catalog key."""
+        format = envelope.format.value
+        if format not in _CONVERTED_AREAS:
+            raise ValueError(f"lake writer: no lake area for converted format {format} id={envelope.id}")
+        key = self._key(_CONVERTED_AREAS[format], envelope)
+        self._objects.put(key, _json_bytes(load_payload(envelope, self._payloads)), "application/json")
+        uri = self._uri(key)
+        return _Write(envelope, {}, lambda: self._catalog.record_converted(envelope.id, format, uri))
+
+    def _conversion_failed(self, envelope: Envelope) -> _Write:
+        """A converter's failure: kept in the catalog item beside the status, which stays."""
+        format = conversion_failed(envelope)
+        assert format is not None and envelope.error is not None
+        error = envelope.error
+        return _Write(
+            envelope, {}, lambda: self._catalog.record_conversion_failed(envelope.id, format, error)
+        )
 
     def _failed(self, envelope: Envelope, entry: CatalogEntry, path: _PathOf) -> _Write:
         error = envelope.error or {"reason": "unknown failure"}

@@ -26,6 +26,7 @@ from gateway.outcomes import BatchProcessing, IngestOutcome, IngestResult
 from gateway.problems import Problem, not_found
 from hub.document import ParsedDocument
 from hub.telemetry import call_with_parent
+from hub.topology import FHIR_MAPPED_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +265,31 @@ def get_raw(message_id: str, services: Services, principal: CurrentPrincipal) ->
 def get_parsed(message_id: str, services: Services, principal: CurrentPrincipal) -> Response:
     item = _visible_item(services, principal, message_id)
     return Response(_object(services, item, "parsed"), media_type="application/json")
+
+
+@router.get(
+    "/{message_id}/fhir",
+    summary="The message as a FHIR R4 transaction Bundle (JSON), once the fhir-r4 worker converted it",
+    response_class=Response,
+)
+def get_fhir(message_id: str, services: Services, principal: CurrentPrincipal) -> Response:
+    item = _visible_item(services, principal, message_id)
+    message_type = item.get("messageType")
+    if message_type not in FHIR_MAPPED_TYPES:
+        mapped = ", ".join(FHIR_MAPPED_TYPES)
+        detail = (
+            f"message {message_id!r} is of type {message_type!r}, which is not converted to FHIR ({mapped})"
+        )
+        raise Problem(404, "not_available", detail)
+    if not item.get("fhir"):
+        failed = (item.get("fhirError") or {}).get("reason")
+        why = (
+            f"its conversion failed: {failed}"
+            if failed
+            else f"not converted yet (status: {item.get('status')})"
+        )
+        raise Problem(404, "not_available", f"message {message_id!r} has no FHIR bundle: {why}")
+    return Response(_object(services, item, "fhir"), media_type="application/fhir+json")
 
 
 @router.get("", summary="Messages you may read, newest first")

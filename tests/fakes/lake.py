@@ -7,7 +7,9 @@ from typing import Any
 
 from hub.events import utc_timestamp
 from lake.catalog import (
+    CONVERTED_KEYS,
     FAILED,
+    PARSED,
     PROCESSING,
     RECEIVED,
     CatalogEntry,
@@ -34,17 +36,37 @@ class MemoryCatalog:
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
 
-    def _put(self, item: dict[str, Any], over: tuple[str | None, ...] | None = None) -> None:
-        current = self.items.get(item["id"], {}).get("status")
+    def _put(
+        self, item: dict[str, Any], over: tuple[str | None, ...] | None = None, *, converted: bool = True
+    ) -> None:
+        """``over``: the statuses it may replace (None: no item yet; an item holding only a conversion
+        has no status and is in no ``over``); ``converted=False``: not over an item with a conversion."""
+        stored = self.items.get(item["id"])
+        current = stored.get("status", "<none>") if stored is not None else None
         if over is not None and current not in over:
             return
-        self.items[item["id"]] = {**item, "updatedAt": utc_timestamp()}
+        kept = {k: v for k, v in (stored or {}).items() if k in CONVERTED_KEYS}
+        if kept and not converted:
+            return
+        if item.get("status") != PARSED or item.get("kind") is not None:
+            kept = {}
+        self.items[item["id"]] = {**item, **kept, "updatedAt": utc_timestamp()}
+
+    def record_converted(self, message_id: str, format: str, uri: str) -> None:
+        item = self.items.setdefault(message_id, {"id": message_id})
+        item.pop(f"{format}Error", None)
+        item.update({format: uri, "updatedAt": utc_timestamp()})
+
+    def record_conversion_failed(self, message_id: str, format: str, error: dict[str, Any]) -> None:
+        item = self.items.setdefault(message_id, {"id": message_id})
+        if format not in item:
+            item.update({f"{format}Error": error, "updatedAt": utc_timestamp()})
 
     def record_batch(self, item: dict[str, Any]) -> None:
         self._put(item, over=(None, PROCESSING) if item["status"] == PROCESSING else None)
 
     def record_received(self, entry: CatalogEntry, raw_uri: str) -> None:
-        self._put(received_item(entry, raw_uri), over=(None, RECEIVED))
+        self._put(received_item(entry, raw_uri), over=(None, RECEIVED), converted=False)
 
     def record_parsed(self, entry: CatalogEntry, raw_uri: str, parsed_uri: str, findings: list[Any]) -> None:
         self._put(parsed_item(entry, raw_uri, parsed_uri, findings))

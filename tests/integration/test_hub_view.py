@@ -32,7 +32,7 @@ def test_hub_prints_the_live_wiring_and_check_passes_then_fails_on_wrong_subscri
     wiring = json.loads(out)
     assert wiring["topic"] == result.topic_arn
     subs = {s["queue"]: s for s in wiring["subscriptions"]}
-    assert set(subs) == {f"{p}-er7-staging", f"{p}-lake-writer", f"{p}-batch-splitter"}
+    assert set(subs) == {f"{p}-er7-staging", f"{p}-lake-writer", f"{p}-batch-splitter", f"{p}-fhir-r4"}
     staging = subs[f"{p}-er7-staging"]
     assert staging["filter_policy"] == {"event": ["message.received"], "format": ["er7"]}
     assert staging["raw_delivery"] is True
@@ -44,7 +44,9 @@ def test_hub_prints_the_live_wiring_and_check_passes_then_fails_on_wrong_subscri
     assert code == 0, out
     routes = {(r["event"], r["format"]): set(r["receivers"]) for r in json.loads(out)["routes"]}
     assert routes[("message.received", "er7")] == {f"{p}-er7-staging", f"{p}-lake-writer"}
-    assert routes[("message.parsed", "json")] == {f"{p}-lake-writer"}  # staging does not get it
+    # staging does not get it; the FHIR worker does (the sample is an ADT^A01, a type it maps)
+    assert routes[("message.parsed", "json")] == {f"{p}-lake-writer", f"{p}-fhir-r4"}
+    assert routes[("message.converted", "fhir")] == {f"{p}-lake-writer"}
     assert routes[("batch.received", "er7")] == {f"{p}-batch-splitter", f"{p}-lake-writer"}
     _emulator_delivers_as_the_check_predicts(settings, result, routes)
 

@@ -181,16 +181,18 @@ PARSED = RECEIVED.derive(Event.PARSED, Format.JSON, id="01JPAR", payload={"MSH":
 FAILED = RECEIVED.derive(Event.FAILED, Format.JSON, id="01JFAIL", error={"reason": "bad MSH-9"})
 BATCH = replace(RECEIVED, event=Event.BATCH_RECEIVED, id="01JBATCH", batch={"messages": 3})
 JSON_RECEIVED = replace(RECEIVED, id="01JJSON", format=Format.JSON, payload={"x": 1})
+CONVERTED = PARSED.derive(Event.CONVERTED, Format.FHIR, id="01JCONV", payload={"resourceType": "Bundle"})
 
 # Who gets what, by the real filter policies: an expectation written out, not computed from them.
 ROUTES = {
     RECEIVED.id: {"er7-staging", "lake-writer"},
-    PARSED.id: {"lake-writer"},
+    PARSED.id: {"lake-writer", "fhir-r4"},  # an ADT^A01: a type the FHIR worker maps
+    CONVERTED.id: {"lake-writer"},
     FAILED.id: {"lake-writer"},
     BATCH.id: {"lake-writer", "batch-splitter"},
     JSON_RECEIVED.id: {"lake-writer"},  # received, but not ER7: never staged
 }
-ALL = [RECEIVED, PARSED, FAILED, BATCH, JSON_RECEIVED]
+ALL = [RECEIVED, PARSED, FAILED, BATCH, JSON_RECEIVED, CONVERTED]
 
 
 def _delivered(hub: Hub) -> dict[str, set[str]]:

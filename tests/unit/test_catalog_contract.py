@@ -221,3 +221,98 @@ def test_the_message_path_is_kept_with_the_item(catalog: tuple[Catalog, Reader])
     later = {**step, "event": "message.parsed", "doneAt": "2026-01-02T03:04:06.000Z", "tries": 1}
     assert store.record_many([parsed_item(replace(ENTRY, steps=(step, later)), RAW, PARSED, [])]) == [None]
     assert [s["event"] for s in read(ENTRY.id)["steps"]] == ["message.received", "message.parsed"]
+
+
+# --- a converter's key (message.converted, a converter's message.failed): beside the status -------
+
+FHIR = "s3://lake/fhir/x.json"
+FHIR_ERROR = {
+    "stage": "fhir",
+    "reason": "PID-3 is empty",
+    "segment": "PID",
+    "segmentIndex": 2,
+    "field": "PID-3",
+}
+CONVERSIONS: dict[str, Callable[[Catalog], None]] = {
+    "converted": lambda c: c.record_converted(ENTRY.id, "fhir", FHIR),
+    "fhir-failed": lambda c: c.record_conversion_failed(ENTRY.id, "fhir", FHIR_ERROR),
+    "parsed-many": lambda c: _assert_written(c.record_many([_parsed_item()])),
+}
+
+
+def _parsed_item() -> dict[str, Any]:
+    from lake.catalog import parsed_item
+
+    return parsed_item(ENTRY, RAW, PARSED, [])
+
+
+def _assert_written(outcomes: list[BaseException | None]) -> None:
+    assert outcomes == [None]
+
+
+def _apply(store: Catalog, name: str) -> None:
+    (EVENTS.get(name) or CONVERSIONS[name])(store)
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        *itertools.permutations(["received", "parsed", "converted"]),
+        *itertools.permutations(["received", "parsed-many", "converted"]),
+    ],
+)
+def test_a_conversion_ends_beside_parsed_in_any_order(
+    catalog: tuple[Catalog, Reader], order: tuple[str, ...]
+) -> None:
+    store, read = catalog
+    for name in order:
+        _apply(store, name)
+    item = read(ENTRY.id)
+    assert (item["status"], item["raw"], item["parsed"], item["fhir"]) == ("parsed", RAW, PARSED, FHIR)
+    assert item["sortKey"] == f"{ENTRY.received_at}#{ENTRY.id}"
+
+
+@pytest.mark.parametrize("again", ["received", "parsed", "parsed-many", "converted"])
+def test_a_redelivery_after_the_conversion_keeps_it(catalog: tuple[Catalog, Reader], again: str) -> None:
+    store, read = catalog
+    for name in ("received", "parsed", "converted", again):
+        _apply(store, name)
+    item = read(ENTRY.id)
+    assert (item["status"], item["fhir"]) == ("parsed", FHIR)
+
+
+def test_a_received_after_an_early_conversion_keeps_it(catalog: tuple[Catalog, Reader]) -> None:
+    store, read = catalog
+    for name in ("received", "converted", "received"):
+        _apply(store, name)
+    assert (read(ENTRY.id)["status"], read(ENTRY.id)["fhir"]) == ("received", FHIR)
+    _apply(store, "parsed")
+    assert (read(ENTRY.id)["status"], read(ENTRY.id)["fhir"]) == ("parsed", FHIR)
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        *itertools.permutations(["received", "parsed", "fhir-failed"]),
+        *itertools.permutations(["parsed-many", "fhir-failed"]),
+    ],
+)
+def test_a_conversion_failure_keeps_parsed_and_adds_the_error(
+    catalog: tuple[Catalog, Reader], order: tuple[str, ...]
+) -> None:
+    store, read = catalog
+    for name in order:
+        _apply(store, name)
+    item = read(ENTRY.id)
+    assert (item["status"], item["parsed"]) == ("parsed", PARSED)
+    assert {**item["fhirError"], "segmentIndex": int(item["fhirError"]["segmentIndex"])} == FHIR_ERROR
+    assert "error" not in item and "errorLocation" not in item and "fhir" not in item
+
+
+def test_a_conversion_replaces_an_earlier_failure_never_the_reverse(catalog: tuple[Catalog, Reader]) -> None:
+    store, read = catalog
+    for name in ("parsed", "fhir-failed", "converted"):
+        _apply(store, name)
+    assert read(ENTRY.id)["fhir"] == FHIR and "fhirError" not in read(ENTRY.id)
+    _apply(store, "fhir-failed")  # a stale failure, redelivered
+    assert read(ENTRY.id)["fhir"] == FHIR and "fhirError" not in read(ENTRY.id)

@@ -55,6 +55,11 @@ ENVELOPES = {
         Format.JSON,
         error={"reason": "bad", "segment": "PID", "segmentIndex": 2, "field": "PID-3"},
     ),
+    "converted": RECEIVED.derive(
+        Event.CONVERTED,
+        Format.FHIR,
+        payload={"resourceType": "Bundle", "type": "transaction", "entry": []},
+    ),
     "rejected": Envelope(
         event=Event.FAILED,
         format=Format.TEXT,
@@ -97,6 +102,13 @@ WIRE = {
         ',"controlId":"MSG00001","format":"json","digest":"ab12","flags":["missing-control-id"]'
         ',"error":{"reason":"bad","segment":"PID","segmentIndex":2,"field":"PID-3"},"batch":{"id":"01B"'
         ',"index":2},"payload":null,"payloadRef":null}'
+    ),
+    "converted": (
+        '{"version":1,"event":"message.converted","protocol":"hl7v2","id":"01J0000000000000000000000A"'
+        ',"source":"lab-a","receivedAt":"2026-01-02T03:04:05.678Z","messageType":"ADT^A01"'
+        ',"controlId":"MSG00001","format":"fhir","digest":"ab12","flags":["missing-control-id"]'
+        ',"error":null,"batch":{"id":"01B","index":2},"payload":{"resourceType":"Bundle"'
+        ',"type":"transaction","entry":[]},"payloadRef":null}'
     ),
     "rejected": (
         '{"version":1,"event":"message.failed","protocol":"hl7v2","id":"01J0000000000000000000000A"'

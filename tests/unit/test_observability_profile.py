@@ -54,7 +54,7 @@ def test_every_long_running_service_is_scraped_where_it_serves_metrics() -> None
         for name, s in services.items()
         if s.get("command", [None])[0] == "hl7lake" and s["command"][1] != "bootstrap"
     }
-    assert set(ours) == {"gateway", "mllp", "er7-staging", "lake-writer", "batch-splitter"}
+    assert set(ours) == {"gateway", "mllp", "er7-staging", "lake-writer", "batch-splitter", "fhir-r4"}
     targets = scrape_targets()
     assert set(targets) == set(ours)
     for name, service in ours.items():

@@ -15,6 +15,7 @@ PROTECTED = [
     ("get", "/v1/messages/{message_id}"),
     ("get", "/v1/messages/{message_id}/raw"),
     ("get", "/v1/messages/{message_id}/parsed"),
+    ("get", "/v1/messages/{message_id}/fhir"),
     ("get", "/v1/messages/{message_id}/events"),
     ("get", "/v1/batches/{batch_id}"),
 ]

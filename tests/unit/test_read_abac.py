@@ -50,9 +50,11 @@ class Stack:
             "sortKey": f"{at}#{mid}",
             "raw": f"s3://lake/raw/{mid}.hl7",
             "parsed": f"s3://lake/parsed/{mid}.json",
+            "fhir": f"s3://lake/fhir/{mid}.json",
         }
         self.reader.objects[f"s3://lake/raw/{mid}.hl7"] = b"MSH|..."
         self.reader.objects[f"s3://lake/parsed/{mid}.json"] = b"{}"
+        self.reader.objects[f"s3://lake/fhir/{mid}.json"] = b'{"resourceType":"Bundle"}'
         self.reader.items[bid] = {"id": bid, "kind": "batch", "source": source, "status": "processing"}
 
     def get(self, path: str, write: str, read: str) -> httpx.Response:
@@ -68,7 +70,14 @@ def stack() -> Iterator[Stack]:
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/messages/M1", "/v1/messages/M1/raw", "/v1/messages/M1/parsed", "/v1/messages/M1/events"]
+    "path",
+    [
+        "/v1/messages/M1",
+        "/v1/messages/M1/raw",
+        "/v1/messages/M1/parsed",
+        "/v1/messages/M1/fhir",
+        "/v1/messages/M1/events",
+    ],
 )
 def test_write_without_read_is_404_on_the_item(stack: Stack, path: str) -> None:
     assert stack.get(path, write="hospital-a,hospital-b", read="hospital-a").status_code == 404

@@ -188,7 +188,7 @@ def test_a_taken_port_names_the_process_holding_it_and_the_setting() -> None:
 
 def test_every_port_is_claimed_before_anything_starts() -> None:
     settings = UpSettings(
-        port=free_port(), mllp_port=free_port(), emulator_port=free_port(), metrics_base_port=free_port_run(4)
+        port=free_port(), mllp_port=free_port(), emulator_port=free_port(), metrics_base_port=free_port_run(5)
     )
     claims = port_claims(settings)
     base = settings.metrics_base_port
@@ -196,7 +196,7 @@ def test_every_port_is_claimed_before_anything_starts() -> None:
         (settings.emulator_port, "HL7LAKE_EMULATOR_PORT"),
         (settings.port, "HL7LAKE_PORT"),
         (settings.mllp_port, "HL7LAKE_MLLP_PORT"),
-        *((port, "HL7LAKE_METRICS_BASE_PORT") for port in range(base, base + 4)),
+        *((port, "HL7LAKE_METRICS_BASE_PORT") for port in range(base, base + 5)),
     }
     check_ports_free(claims)  # all free: no error
     without = UpSettings(

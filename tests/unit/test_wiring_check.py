@@ -42,7 +42,9 @@ def test_the_designed_wiring_passes_and_routes_each_event_to_its_workers() -> No
     routes = {(r.event, r.format): set(r.receivers) for r in report.routes}
     assert routes[(Event.RECEIVED, Format.ER7)] == {"t-er7-staging", "t-lake-writer"}
     assert routes[(Event.BATCH_RECEIVED, Format.ER7)] == {"t-batch-splitter", "t-lake-writer"}
-    assert routes[(Event.PARSED, Format.JSON)] == {"t-lake-writer"}  # not the staging worker
+    # not the staging worker; the FHIR worker, for a type it maps (the sample is an ADT^A01)
+    assert routes[(Event.PARSED, Format.JSON)] == {"t-lake-writer", "t-fhir-r4"}
+    assert routes[(Event.CONVERTED, Format.FHIR)] == {"t-lake-writer"}
     assert routes[(Event.FAILED, Format.TEXT)] == {"t-lake-writer"}
 
 
@@ -69,7 +71,8 @@ def test_a_queue_no_worker_reads_fails_and_so_does_a_filter_matching_nothing() -
 def test_an_event_reaching_nobody_fails() -> None:
     subs = [live(s.name, s.filter_policy) for s in SUBSCRIPTIONS.values() if s is not LAKE_WRITER]
     report = check(LiveTopology("arn:topic", subs), PREFIX)
-    assert "message.parsed (json) reaches no subscriber" in report.problems
+    # (message.parsed of a mapped type still reaches the FHIR worker)
+    assert "message.converted (fhir) reaches no subscriber" in report.problems
 
 
 def test_a_subscription_without_policy_receives_everything_and_body_scope_reads_the_envelope() -> None:
@@ -146,6 +149,17 @@ def test_the_staging_worker_acts_on_exactly_what_it_declares(event: Event, forma
     outcomes = Er7StagingHandler(publisher, NoPayloads()).handle_batch([with_payload(event, format)])
     assert outcomes == [None]
     assert bool(publisher.published) is ER7_STAGING.handles_event(event, format)
+
+
+@pytest.mark.parametrize(("event", "format"), PUBLISHED)
+def test_the_fhir_worker_acts_on_exactly_what_it_declares(event: Event, format: Format) -> None:
+    from hub.topology import FHIR_R4
+    from workers.fhir.handler import FhirHandler
+
+    publisher = RecordingPublisher()
+    outcomes = FhirHandler(publisher, NoPayloads()).handle_batch([with_payload(event, format)])
+    assert outcomes == [None]
+    assert bool(publisher.published) is FHIR_R4.handles_event(event, format)
 
 
 @pytest.mark.parametrize(("event", "format"), PUBLISHED)
