@@ -92,7 +92,7 @@ def patient(ctx: Context, seg: SegmentView, pd1: SegmentView | None) -> None:
     if_none_exist = None
     if identifiers:
         first = identifiers[0]
-        system = quote(first["system"], safe=":/") + "|" if "system" in first else ""
+        system = first["system"] + "|" if "system" in first else ""
         if_none_exist = f"identifier={system}{quote(first['value'], safe=':/')}"
     ctx.patient = ctx.add(seg, resource, if_none_exist)
 
