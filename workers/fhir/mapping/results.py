@@ -14,6 +14,7 @@ from workers.fhir.mapping.segment import Rep, SegmentView, components
 
 _DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _MIME_TYPES = {"application", "audio", "image", "multipart", "text", "video", "model", "message"}
+VALUE_R5_EXTENSION = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value"
 CODED = {"CE", "CWE", "CNE", "CF", "ID", "IS"}
 TEXT = {"ST", "TX", "FT"}
 
@@ -153,7 +154,10 @@ def observation(ctx: Context, seg: SegmentView, request: JSON | None) -> tuple[J
         "method": dt.codeable_concept(components(seg.rep(17) or {})),
     }
     resource = dt.compact(resource)
-    if value is not None:
+    if value is not None and value[0] == "valueAttachment":
+        # R4 has no Observation.valueAttachment: the R5 element rides in its cross-version extension
+        resource["extension"] = [{"url": VALUE_R5_EXTENSION, "valueAttachment": value[1]}]
+    elif value is not None:
         resource[value[0]] = value[1]
     return resource, ctx.add(seg, resource)
 
