@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: up test lint audit lock format schema unit integration e2e test-localstack compose-tool browser-tool bench-parse bench bench-gateway soak chaos mutation clean
+.PHONY: up test lint audit lock format schema unit integration e2e test-localstack compose-tool browser-tool bench-parse bench-fhir bench bench-gateway soak chaos mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -97,6 +97,10 @@ mutation: $(VENV)/.installed-dev
 
 bench-parse: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_parse.py
+
+# HL7 v2 -> FHIR R4 Bundles per second on one core (corpus ADT and ORU messages), CPU per message.
+bench-fhir: $(VENV)/.installed-dev
+	$(BIN)/python bench/bench_fhir.py $(ARGS)
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_pipeline.py
