@@ -92,3 +92,27 @@ def test_a_type_it_does_not_map_has_no_bundle(stack: RunningStack, corpus_dir: P
             time.sleep(0.2)
         answer = client.get(f"/v1/messages/{mid}/fhir", headers=sender)
     assert answer.status_code == 404 and "not converted to FHIR" in answer.text
+
+
+def test_each_numeric_result_reads_back_as_an_observation_with_its_code_value_and_unit(
+    stack: RunningStack, corpus_dir: Path
+) -> None:
+    sender = stack.token("sender@hospital-a.example")
+    body = (CORPUS / "messages" / "008-ORU_R01-2.5.1.hl7").read_bytes()
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        response = client.post("/v1/messages", content=body, headers={**ER7, **sender})
+        assert response.status_code in (202, 409), response.text  # 409: sent by the test above
+        answer = response.json()
+        mid = answer["id"]  # a 409 names the id it was accepted under
+        bundle = wait_bundle(client, mid, sender)
+        document = client.get(f"/v1/messages/{mid}/parsed", headers=sender).json()
+    numeric = [s["fields"] for s in document["segments"] if s["id"] == "OBX" and s["fields"].get("2") == "NM"]
+    observations = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+    assert len(numeric) >= 5
+    by_code = {o["code"]["coding"][0]["code"]: o for o in observations}
+    for obx in numeric:
+        observation = by_code[obx["3.1"]]
+        assert observation["code"]["coding"][0]["system"] == "http://loinc.org"  # OBX-3.3 LN
+        quantity = observation["valueQuantity"]
+        assert quantity["value"] == float(obx["5"])
+        assert (quantity["code"], quantity["system"]) == (obx["6.1"], "http://unitsofmeasure.org")

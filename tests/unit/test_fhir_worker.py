@@ -73,12 +73,12 @@ def test_an_unmapped_type_never_reaches_it() -> None:
 
 def test_a_mapping_failure_is_a_located_failed_event_of_stage_fhir() -> None:
     hub = MemoryHub()
-    staged(hub, ADT.replace("MRN1^^^HOSP_A", ""))
+    staged(hub, ADT.replace("19700102", "19_610_6"))  # a birth date that is no HL7 date
     [failed] = convert_all(hub)
     assert (failed.event, failed.payload) == (Event.FAILED, None)
     assert failed.error == {
-        "stage": "fhir", "reason": "PID-3 (patient identifier) is empty",
-        "segment": "PID", "segmentIndex": 2, "field": "PID-3",
+        "stage": "fhir", "reason": "date '19_610_6' is not an HL7 date/time",
+        "segment": "PID", "segmentIndex": 2, "field": "PID-7",
     }  # fmt: skip
     assert failed.extra["steps"][-1]["outcome"] == "failed"
 
@@ -146,14 +146,14 @@ def test_the_lake_stores_the_bundle_and_the_catalog_keeps_parsed(converted_first
 
 def test_a_fhir_failure_in_the_lake_keeps_parsed_and_adds_fhir_error() -> None:
     hub = MemoryHub()
-    staged(hub, ADT.replace("MRN1^^^HOSP_A", ""))
+    staged(hub, ADT.replace("19700102", "19_610_6"))
     convert_all(hub)
     lake, objects, catalog = _lake(hub)
     for event in hub.drain("lake-writer"):
         lake.handle(event)
     lake.close()
     item = catalog.items[MESSAGE_ID]
-    assert item["status"] == "parsed" and item["fhirError"]["field"] == "PID-3"
+    assert item["status"] == "parsed" and item["fhirError"]["field"] == "PID-7"
     assert "error" not in item and not any(k.startswith("errors/") for k in objects.objects)
 
 
