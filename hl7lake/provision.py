@@ -15,6 +15,7 @@ from typing import Any
 from gateway.config import GatewaySettings
 from hl7lake.devusers import DevUser, load_dev_users
 from hl7lake.emulator_gaps import Clients, fill_gaps
+from hl7lake.import_check import check_imports
 from hl7lake.intrinsics import StackContext
 from hl7lake.offloaded import deploy_offloaded, offloaded_services
 from hl7lake.templates import STACKS, load_template
@@ -169,9 +170,11 @@ def provision(
     deployed = []
     for short in STACKS:
         name, template = stack_name(settings.prefix, short), load_template(short)
-        if offloaded := offloaded_services():
+        if emulated():
             ctx = stack_context(clients, name, template, parameters, region, deployed=False)
-            template = deploy_offloaded(template, ctx, clients, offloaded)
+            check_imports(name, template, ctx)
+            if offloaded := offloaded_services():
+                template = deploy_offloaded(template, ctx, clients, offloaded)
         deploy_stack(cf, name, template, parameters)
         if emulated():
             fill_gaps(template, stack_context(clients, name, template, parameters, region), clients)
