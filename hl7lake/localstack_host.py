@@ -1,7 +1,7 @@
 """LocalStack as a host process (no Docker), and the hybrid it forms with moto.
 
 LocalStack (`localstack-core`, pinned with hashes in requirements/localstack.lock) runs in its own
-virtual environment under the run dir, on Python >= 3.13 (it imports `warnings.deprecated`, new in
+virtual environment (.run/localstack-venv), on Python >= 3.13 (it imports `warnings.deprecated`, new in
 3.13, so 3.12 fails at start despite its `Requires-Python`). It serves CloudFormation, S3, SNS and SQS;
 moto (our embedded emulator) serves DynamoDB and Cognito beside it, reached through boto3's
 per-service endpoints (docs/decisions/0011).
@@ -66,9 +66,12 @@ def find_python() -> str:
     raise NoSuitablePython(f"LocalStack needs Python >= {wanted}; none found on PATH or in pyenv")
 
 
-def ensure_venv(run_dir: Path) -> Path:
-    """The LocalStack venv under the run dir, (re)installed from the lock when the lock changed."""
-    venv = run_dir / "localstack-venv"
+# one for `make up` and `make test-localstack`: installing it takes a minute or two
+VENV = ROOT / ".run" / "localstack-venv"
+
+
+def ensure_venv(venv: Path = VENV) -> Path:
+    """The LocalStack venv, (re)installed from the lock when the lock changed; returns its python."""
     python = venv / "bin" / "python"
     digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()
     marker = venv / ".installed"
@@ -156,7 +159,7 @@ class Hybrid:
 def start_hybrid(
     run_dir: Path, localstack_port: int, moto_port: int, moto_state_dir: Path | None = None
 ) -> Hybrid:
-    python = ensure_venv(run_dir)
+    python = ensure_venv()
     localstack = start_localstack(
         python, localstack_port, run_dir / "localstack-data", run_dir / "localstack.log"
     )

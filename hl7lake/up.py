@@ -176,9 +176,14 @@ def _banner(settings: UpSettings) -> str:
         token_env = f"HL7LAKE_EMULATOR=localstack {token_env}"  # Cognito is moto's, beside LocalStack
     elif not settings.embedded_emulator:
         token_env = ""  # `hl7lake token` uses the same AWS_ENDPOINT_URL / credentials as this shell
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "AWS")
+    state = f"state in {settings.state_dir} (`hl7lake up --fresh` starts empty)"
+    if settings.emulator == "localstack":
+        endpoint += f" (LocalStack; DynamoDB and Cognito: moto {os.environ.get('AWS_ENDPOINT_URL_DYNAMODB')})"
+        state = "no state kept between runs (LocalStack hybrid)"
     return f"""
-hl7lake is up: gateway {url} (docs {url}/docs), AWS endpoint {os.environ.get("AWS_ENDPOINT_URL", "AWS")}
-logs in {Path(settings.run_dir) / "logs"}/; state in {settings.state_dir} (`hl7lake up --fresh` starts empty)
+hl7lake is up: gateway {url} (docs {url}/docs), AWS endpoint {endpoint}
+logs in {Path(settings.run_dir) / "logs"}/; {state}
 
   # 1. get a token (dev users and passwords: hl7lake/dev-users.yaml)
   TOKEN=$({token_env}.venv/bin/hl7lake token --user sender@hospital-a.example)

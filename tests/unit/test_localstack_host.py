@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hl7lake import localstack_host
-from hl7lake.up import UpSettings, port_claims
+from hl7lake.up import UpSettings, _banner, port_claims
 
 
 def test_no_python_313_or_newer_is_named_not_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,3 +39,17 @@ def test_up_in_localstack_mode_claims_both_emulator_ports(monkeypatch: pytest.Mo
     monkeypatch.setenv("HL7LAKE_EMULATOR_PORT", "4700")
     ports = {claim.port for claim in port_claims(UpSettings())}
     assert {4700, 4701} <= ports
+
+
+def test_the_banner_token_command_reaches_moto_cognito_in_localstack_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HL7LAKE_EMULATOR", "localstack")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:4567")
+    banner = _banner(UpSettings())
+    assert "TOKEN=$(HL7LAKE_EMULATOR=localstack .venv/bin/hl7lake token" in banner
+    assert (
+        "AWS endpoint http://127.0.0.1:4566 (LocalStack; DynamoDB and Cognito: moto http://127.0.0.1:4567)"
+        in banner
+    )
