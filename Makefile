@@ -77,7 +77,8 @@ browser-tool:
 	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
 	  >/dev/null 2>&1; } || echo "note: chromium unavailable; the dashboard browser test will be skipped"
 
-# The integration and end-to-end suites against LocalStack 4.14.0 (needs a Docker engine).
+# The integration and end-to-end suites against LocalStack: 4.14.0 in Docker where an engine answers,
+# else LocalStack from PyPI as a host process (Python >= 3.13, requirements/localstack.lock) beside moto.
 test-localstack: $(VENV)/.installed-dev
 	$(BIN)/python tests/localstack_run.py
 

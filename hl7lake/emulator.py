@@ -24,9 +24,9 @@ def use_local_emulator_by_default() -> None:
     """For dev commands run beside `make up`: talk to the embedded emulator unless told otherwise."""
     settings = RootSettings()
     # AWS_ENDPOINT_URL is boto3's own variable (boto3 reads it): set means "this is AWS", keep it.
-    if os.environ.get("AWS_ENDPOINT_URL") or not settings.embedded_emulator:
+    if os.environ.get("AWS_ENDPOINT_URL") or not settings.local_emulator:
         return
-    os.environ["AWS_ENDPOINT_URL"] = settings.emulator_endpoint
+    os.environ.update(settings.emulator_env())
     for key, value in EMULATOR_ENV.items():
         os.environ.setdefault(key, value)
 

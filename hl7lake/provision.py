@@ -15,7 +15,9 @@ from typing import Any
 from gateway.config import GatewaySettings
 from hl7lake.devusers import DevUser, load_dev_users
 from hl7lake.emulator_gaps import Clients, fill_gaps
+from hl7lake.import_check import check_imports
 from hl7lake.intrinsics import StackContext
+from hl7lake.offloaded import deploy_offloaded, offloaded_services
 from hl7lake.templates import STACKS, load_template
 from hub import aws
 from hub.cognito import find_client, find_user_pool
@@ -101,10 +103,16 @@ def _get_att(clients: Clients) -> Any:
 
 
 def stack_context(
-    clients: Clients, name: str, template: dict[str, Any], parameters: dict[str, str], region: str
+    clients: Clients,
+    name: str,
+    template: dict[str, Any],
+    parameters: dict[str, str],
+    region: str,
+    *,
+    deployed: bool = True,
 ) -> StackContext:
     cf = clients("cloudformation")
-    resources = cf.describe_stack_resources(StackName=name)["StackResources"]
+    resources = cf.describe_stack_resources(StackName=name)["StackResources"] if deployed else []
     pages = cf.get_paginator("list_exports").paginate()
     exports = {e["Name"]: e["Value"] for page in pages for e in page["Exports"] if e.get("Value")}
     account = clients("sts").get_caller_identity()["Account"]
@@ -162,6 +170,11 @@ def provision(
     deployed = []
     for short in STACKS:
         name, template = stack_name(settings.prefix, short), load_template(short)
+        if emulated():
+            ctx = stack_context(clients, name, template, parameters, region, deployed=False)
+            check_imports(name, template, ctx)
+            if offloaded := offloaded_services():
+                template = deploy_offloaded(template, ctx, clients, offloaded)
         deploy_stack(cf, name, template, parameters)
         if emulated():
             fill_gaps(template, stack_context(clients, name, template, parameters, region), clients)

@@ -17,8 +17,9 @@ EMULATOR_PORT = 4566
 # seconds between the emulator's state snapshots while requests arrive
 EMULATOR_SAVE_INTERVAL = 30.0
 
-# "external": use AWS_ENDPOINT_URL / real AWS as configured
-EmulatorMode = Literal["embedded", "external"]
+# "external": use AWS_ENDPOINT_URL / real AWS as configured; "localstack": LocalStack as a host process
+# on the emulator port, moto beside it on the next port for DynamoDB and Cognito (docs/decisions/0011)
+EmulatorMode = Literal["embedded", "external", "localstack"]
 LogFormat = Literal["text", "json"]
 # the names logging.basicConfig accepts
 LogLevel = Literal["CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG", "NOTSET"]
@@ -53,5 +54,25 @@ class RootSettings(EnvSettings):
         return self.emulator == "embedded"
 
     @property
+    def local_emulator(self) -> bool:
+        """An emulator `hl7lake up` starts itself (moto alone, or the LocalStack hybrid)."""
+        return self.emulator != "external"
+
+    @property
     def emulator_endpoint(self) -> str:
         return f"http://{self.emulator_host}:{self.emulator_port}"
+
+    @property
+    def hybrid_moto_port(self) -> int:
+        """In the LocalStack hybrid: moto's port, for DynamoDB and Cognito."""
+        return self.emulator_port + 1
+
+    def emulator_env(self) -> dict[str, str]:
+        """boto3's endpoint variables for the local emulator(s) of this mode."""
+        if self.emulator == "external":
+            return {}
+        env = {"AWS_ENDPOINT_URL": self.emulator_endpoint}
+        if self.emulator == "localstack":
+            moto = f"http://{self.emulator_host}:{self.hybrid_moto_port}"
+            env |= {"AWS_ENDPOINT_URL_DYNAMODB": moto, "AWS_ENDPOINT_URL_COGNITO_IDP": moto}
+        return env

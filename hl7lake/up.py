@@ -1,6 +1,7 @@
 """`hl7lake up` / `make up`: the whole stack in the foreground, stopped cleanly by Ctrl-C or SIGTERM.
 
-Starts the embedded emulator (unless HL7LAKE_EMULATOR=external), provisions it, then runs the
+Starts the embedded emulator (HL7LAKE_EMULATOR=localstack: LocalStack beside moto, =external: none),
+provisions it, then runs the
 gateway, the MLLP listener and one process per worker with the same commands a container would run.
 Each service's output goes to the console and to `<run dir>/logs/<name>.log`.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from gateway.config import GATEWAY_PORT
 from gateway.mllp.config import MLLP_PORT, MLLP_SOURCE
 from hl7lake.emulator import EMULATOR_ENV, start_emulator, stop_emulator
+from hl7lake.localstack_host import Hybrid
 from hl7lake.logs import configure
 from hl7lake.ports import PortClaim, StackFailure, check_ports_free
 from hl7lake.readiness import Probe, http_answers, tcp_accepts, wait_until_ready
@@ -74,6 +76,12 @@ def port_claims(settings: UpSettings) -> list[PortClaim]:
     if settings.embedded_emulator:
         remedy = "set HL7LAKE_EMULATOR_PORT (or HL7LAKE_EMULATOR=external to use what runs there as AWS)"
         claims.insert(0, PortClaim("emulator port", settings.emulator_host, settings.emulator_port, remedy))
+    elif settings.emulator == "localstack":
+        remedy = "set HL7LAKE_EMULATOR_PORT (LocalStack listens there, moto on the next port)"
+        claims[:0] = [
+            PortClaim("LocalStack port", settings.emulator_host, settings.emulator_port, remedy),
+            PortClaim("moto port", settings.emulator_host, settings.hybrid_moto_port, remedy),
+        ]
     for name, port in settings.metrics_ports().items():
         remedy = "set HL7LAKE_METRICS_BASE_PORT (0: no metrics endpoints)"
         claims.append(PortClaim(f"{name} metrics port", LOCALHOST, port, remedy))
@@ -130,6 +138,26 @@ def _start_embedded_emulator(settings: UpSettings, log_file: Path) -> subprocess
     return emulator
 
 
+def _start_localstack_hybrid(settings: UpSettings, run_dir: Path) -> Hybrid:
+    from hl7lake.localstack_host import NoSuitablePython, start_hybrid
+
+    try:
+        hybrid = start_hybrid(run_dir, settings.emulator_port, settings.hybrid_moto_port)
+    except (NoSuitablePython, RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
+        raise StackFailure(f"the LocalStack hybrid did not start: {exc}; logs in {run_dir}") from exc
+    for key, value in EMULATOR_ENV.items():
+        os.environ.setdefault(key, value)
+    os.environ.update(settings.emulator_env())
+    log.info(
+        "LocalStack up endpoint=%s pid=%d, moto (DynamoDB, Cognito) endpoint=%s pid=%d",
+        hybrid.localstack_endpoint,
+        hybrid.localstack.pid,
+        hybrid.moto_endpoint,
+        hybrid.moto.pid,
+    )
+    return hybrid
+
+
 EMULATOR_DEATH = (
     "Everything the lake stored since the emulator's last state snapshot ({state_dir}) is gone. "
     "Stopping the stack: the services must not run against a dead emulator."
@@ -144,11 +172,18 @@ def _banner(settings: UpSettings) -> str:
     token_env = (
         "" if settings.emulator_port == EMULATOR_PORT else f"HL7LAKE_EMULATOR_PORT={settings.emulator_port} "
     )
-    if not settings.embedded_emulator:
+    if settings.emulator == "localstack":
+        token_env = f"HL7LAKE_EMULATOR=localstack {token_env}"  # Cognito is moto's, beside LocalStack
+    elif not settings.embedded_emulator:
         token_env = ""  # `hl7lake token` uses the same AWS_ENDPOINT_URL / credentials as this shell
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "AWS")
+    state = f"state in {settings.state_dir} (`hl7lake up --fresh` starts empty)"
+    if settings.emulator == "localstack":
+        endpoint += f" (LocalStack; DynamoDB and Cognito: moto {os.environ.get('AWS_ENDPOINT_URL_DYNAMODB')})"
+        state = "no state kept between runs (LocalStack hybrid)"
     return f"""
-hl7lake is up: gateway {url} (docs {url}/docs), AWS endpoint {os.environ.get("AWS_ENDPOINT_URL", "AWS")}
-logs in {Path(settings.run_dir) / "logs"}/; state in {settings.state_dir} (`hl7lake up --fresh` starts empty)
+hl7lake is up: gateway {url} (docs {url}/docs), AWS endpoint {endpoint}
+logs in {Path(settings.run_dir) / "logs"}/; {state}
 
   # 1. get a token (dev users and passwords: hl7lake/dev-users.yaml)
   TOKEN=$({token_env}.venv/bin/hl7lake token --user sender@hospital-a.example)
@@ -175,9 +210,10 @@ def _stop_event_on_signals() -> threading.Event:
 
 
 def _start_services(settings: UpSettings, supervisor: Supervisor) -> None:
-    from hl7lake.provision import provision
+    from hl7lake.provision import emulated, provision
 
-    provision(dev_users=settings.embedded_emulator, max_receive_count=settings.max_receive_count)
+    # Dev users on any emulator (ours, the LocalStack hybrid, one at AWS_ENDPOINT_URL), never on AWS.
+    provision(dev_users=settings.local_emulator or emulated(), max_receive_count=settings.max_receive_count)
     ports = settings.metrics_ports()
 
     def metrics_env(name: str) -> dict[str, str]:
@@ -189,7 +225,9 @@ def _start_services(settings: UpSettings, supervisor: Supervisor) -> None:
         supervisor.start(worker, hl7lake_command("worker", worker), metrics_env(worker))
 
 
-def _stop_stack(supervisor: Supervisor | None, emulator: subprocess.Popen[bytes] | None) -> None:
+def _stop_stack(
+    supervisor: Supervisor | None, emulator: subprocess.Popen[bytes] | None, hybrid: Hybrid | None = None
+) -> None:
     log.info("stopping")
     started = time.monotonic()
     if supervisor is not None:
@@ -197,6 +235,8 @@ def _stop_stack(supervisor: Supervisor | None, emulator: subprocess.Popen[bytes]
     services = time.monotonic() - started
     if emulator is not None:
         stop_emulator(emulator)  # last: it saves its state
+    if hybrid is not None:
+        hybrid.stop()
     log.info("stopped in %.1f s (services %.1f s, emulator %.1f s)", *_since(started, services))
 
 
@@ -211,6 +251,7 @@ def run_up(fresh: bool = False) -> int:
     run_dir = Path(settings.run_dir)
     stop = _stop_event_on_signals()
     emulator: subprocess.Popen[bytes] | None = None
+    hybrid: Hybrid | None = None
     supervisor: Supervisor | None = None
     status = StatusWriter(status_path(run_dir))
     try:
@@ -221,6 +262,11 @@ def run_up(fresh: bool = False) -> int:
             os.environ.setdefault("HL7LAKE_WAIT_SECONDS", "1")
             prepare_state_dir(Path(settings.state_dir), fresh)
             emulator = _start_embedded_emulator(settings, run_dir / "emulator.log")
+        elif settings.emulator == "localstack":
+            os.environ.setdefault("HL7LAKE_WAIT_SECONDS", "1")
+            hybrid = _start_localstack_hybrid(settings, run_dir)
+            if fresh:
+                log.warning("--fresh ignored: the LocalStack hybrid keeps no state between runs")
         elif fresh:
             log.warning("--fresh ignored: HL7LAKE_EMULATOR=%s keeps no local state", settings.emulator)
         # Workers touch a heartbeat file per poll: `hl7lake healthcheck --worker NAME` reads it (compose).
@@ -235,6 +281,12 @@ def run_up(fresh: bool = False) -> int:
         if emulator is not None:
             consequence = EMULATOR_DEATH.format(state_dir=settings.state_dir)
             supervisor.watch_essential("emulator", emulator, run_dir / "emulator.log", consequence)
+        if hybrid is not None:
+            consequence = "The LocalStack hybrid keeps no state: stopping the stack."
+            supervisor.watch_essential(
+                "localstack", hybrid.localstack, run_dir / "localstack.log", consequence
+            )
+            supervisor.watch_essential("moto", hybrid.moto, run_dir / "emulator.log", consequence)
         _start_services(settings, supervisor)
         if not wait_until_ready(
             supervisor, readiness_probes(settings), settings.startup_timeout_seconds, stop
@@ -256,4 +308,4 @@ def run_up(fresh: bool = False) -> int:
         return 1
     finally:
         status.remove()
-        _stop_stack(supervisor, emulator)
+        _stop_stack(supervisor, emulator, hybrid)

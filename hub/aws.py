@@ -7,6 +7,7 @@ a read timeout above their wait time.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -62,6 +63,11 @@ def client(
 ) -> Any:
     """A thread-safe client; the endpoint comes from AWS_ENDPOINT_URL[_<SERVICE>] when set."""
     config = client_config(read_timeout=read_timeout, max_attempts=max_attempts)
+    if service == "cognito-idp" and os.environ.get("AWS_ENDPOINT_URL_COGNITO_IDP"):
+        # Our documented variable (compose, README); boto3 itself only reads the long
+        # AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER, so without this Cognito calls went to AWS_ENDPOINT_URL.
+        endpoint = os.environ["AWS_ENDPOINT_URL_COGNITO_IDP"]
+        return _session(region).client(service, config=config, endpoint_url=endpoint)  # type: ignore[call-overload]
     return _session(region).client(service, config=config)  # type: ignore[call-overload]
 
 

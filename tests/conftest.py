@@ -69,6 +69,8 @@ EXTERNAL_ENDPOINT = os.environ.get(
     "HL7LAKE_TEST_AWS_ENDPOINT"
 )  # e.g. LocalStack, set by `make test-localstack`
 EXTERNAL_COGNITO = os.environ.get("HL7LAKE_TEST_COGNITO_ENDPOINT")
+# the LocalStack hybrid: DynamoDB from moto too (LocalStack's needs a jar downloaded at run time)
+EXTERNAL_DYNAMODB = os.environ.get("HL7LAKE_TEST_DYNAMODB_ENDPOINT")
 
 
 def external_env() -> dict[str, str]:
@@ -84,6 +86,8 @@ def external_env() -> dict[str, str]:
     }
     if EXTERNAL_COGNITO:
         env["AWS_ENDPOINT_URL_COGNITO_IDP"] = EXTERNAL_COGNITO
+    if EXTERNAL_DYNAMODB:
+        env["AWS_ENDPOINT_URL_DYNAMODB"] = EXTERNAL_DYNAMODB
     return env
 
 

@@ -32,6 +32,8 @@ def translate(env: dict[str, str], endpoint: str, port: int, heartbeat: Path, pr
         value = str(value).replace("http://localstack:4566", endpoint).replace("http://cognito:5000", cognito)
         out[key] = value.replace("0.0.0.0", "127.0.0.1")
     out.update(HL7LAKE_PORT=str(port), HL7LAKE_PREFIX=prefix, HL7LAKE_WAIT_SECONDS="1")
+    if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):  # the host-mode LocalStack hybrid: DynamoDB is moto's
+        out["AWS_ENDPOINT_URL_DYNAMODB"] = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
     if "HL7LAKE_HEARTBEAT_DIR" in out:
         out["HL7LAKE_HEARTBEAT_DIR"] = str(heartbeat)
     return out

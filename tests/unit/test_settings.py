@@ -38,7 +38,11 @@ SETTINGS: list[type[BaseSettings]] = [
     UpSettings,
 ]
 # read outside the settings classes, on purpose
-NOT_SETTINGS = {"HL7LAKE_TEST_AWS_ENDPOINT", "HL7LAKE_TEST_COGNITO_ENDPOINT"}
+NOT_SETTINGS = {
+    "HL7LAKE_TEST_AWS_ENDPOINT",
+    "HL7LAKE_TEST_COGNITO_ENDPOINT",
+    "HL7LAKE_TEST_DYNAMODB_ENDPOINT",
+}
 
 
 def test_a_mistyped_emulator_mode_names_the_variable_and_the_allowed_values(
@@ -47,7 +51,9 @@ def test_a_mistyped_emulator_mode_names_the_variable_and_the_allowed_values(
     monkeypatch.setenv("HL7LAKE_EMULATOR", "motto")
     with pytest.raises(SettingsError) as refused:
         UpSettings()
-    assert str(refused.value) == "HL7LAKE_EMULATOR='motto' is not allowed: use 'embedded' or 'external'"
+    assert str(refused.value) == (
+        "HL7LAKE_EMULATOR='motto' is not allowed: use 'embedded', 'external' or 'localstack'"
+    )
 
 
 def test_a_mistyped_emulator_mode_stops_a_command_with_one_line(
@@ -57,7 +63,7 @@ def test_a_mistyped_emulator_mode_stops_a_command_with_one_line(
     monkeypatch.setenv("HL7LAKE_EMULATOR", "motto")
     assert cli.main(["token", "--user", "sender@hospital-a.example"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("hl7lake token: HL7LAKE_EMULATOR='motto'") and "'embedded' or 'external'" in err
+    assert err.startswith("hl7lake token: HL7LAKE_EMULATOR='motto'") and "'external' or 'localstack'" in err
 
 
 @pytest.mark.parametrize(
@@ -140,6 +146,24 @@ def test_dev_commands_use_the_emulator_the_settings_name(monkeypatch: pytest.Mon
     monkeypatch.setenv("HL7LAKE_EMULATOR_PORT", "4999")
     use_local_emulator_by_default()
     assert os.environ["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4999"
+    assert "AWS_ENDPOINT_URL_DYNAMODB" not in os.environ
+
+
+def test_dev_commands_in_localstack_mode_reach_moto_for_dynamodb_and_cognito(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for variable in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_COGNITO_IDP",
+        *EMULATOR_ENV,
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HL7LAKE_EMULATOR", "localstack")
+    use_local_emulator_by_default()
+    assert os.environ["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+    assert os.environ["AWS_ENDPOINT_URL_DYNAMODB"] == "http://127.0.0.1:4567"
+    assert os.environ["AWS_ENDPOINT_URL_COGNITO_IDP"] == "http://127.0.0.1:4567"
 
 
 def test_every_variable_the_docs_and_compose_name_is_a_setting() -> None:
