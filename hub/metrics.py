@@ -77,6 +77,10 @@ def serve(settings: MetricsSettings | None = None) -> None:
     with _lock:
         if port in _started:
             return
-        start_http_server(port, addr=host)
+        try:
+            start_http_server(port, addr=host)
+        except OSError as exc:  # no metrics is no reason to stop handling messages
+            log.error("metrics endpoint not served on %s:%d: %s", host, port, exc.__class__.__name__)
+            return
         _started.add(port)
     log.info("metrics on http://%s:%d/metrics", host, port)
