@@ -79,25 +79,39 @@ def start_emulator(
             f"port {port} on {host} is taken: stop what runs there, or set HL7LAKE_EMULATOR_PORT, "
             "or set HL7LAKE_EMULATOR=external to use it as the AWS endpoint"
         )
+    return start_and_wait(
+        emulator_command(host, port, state_dir),
+        {**os.environ, **EMULATOR_ENV},
+        log_file,
+        health_url=f"http://{host}:{port}/moto-api/",
+        what="the emulator",
+        timeout=30,
+    )
+
+
+def start_and_wait(
+    command: list[str], env: dict[str, str], log_file: Path, *, health_url: str, what: str, timeout: float
+) -> subprocess.Popen[bytes]:
+    """Starts a long-running emulator process (its own session; it ends with whoever started it, even
+    one killed with SIGKILL: SIGTERM lets it save its state) and waits until `health_url` answers."""
     from hl7lake.supervisor import die_with_parent
 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         process = subprocess.Popen(
-            emulator_command(host, port, state_dir),
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **EMULATOR_ENV},
+            env=env,
             start_new_session=True,
-            # Ends (saving its state: SIGTERM) with whoever started it, even one killed with SIGKILL.
             preexec_fn=die_with_parent(),
         )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"the emulator exited with code {process.returncode} at start: see {log_file}")
+            raise RuntimeError(f"{what} exited with code {process.returncode} at start: see {log_file}")
         try:
-            wait_http(f"http://{host}:{port}/moto-api/", timeout=0.5)
+            wait_http(health_url, timeout=1)
             return process
         except TimeoutError:
             if time.monotonic() > deadline:

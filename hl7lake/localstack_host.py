@@ -14,11 +14,16 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hl7lake.emulator import EMULATOR_ENV, port_in_use, start_emulator, stop_emulator, wait_http
+from hl7lake.emulator import (
+    EMULATOR_ENV,
+    port_in_use,
+    start_and_wait,
+    start_emulator,
+    stop_emulator,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "localstack.lock"
@@ -106,31 +111,15 @@ def localstack_env(port: int, data_dir: Path) -> dict[str, str]:
 def start_localstack(python: Path, port: int, data_dir: Path, log_file: Path) -> subprocess.Popen[bytes]:
     if port_in_use("127.0.0.1", port):
         raise RuntimeError(f"port {port} on 127.0.0.1 is taken")
-    from hl7lake.supervisor import die_with_parent
-
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as log:
-        process = subprocess.Popen(
-            [str(python), "-m", "localstack.runtime.main"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **localstack_env(port, data_dir)},
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
-        )
-    deadline = time.monotonic() + 120
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"LocalStack exited with code {process.returncode} at start: see {log_file}")
-        try:
-            wait_http(f"http://127.0.0.1:{port}/_localstack/health", timeout=1)
-            return process
-        except TimeoutError:
-            if time.monotonic() > deadline:
-                process.kill()
-                process.wait()
-                raise
+    return start_and_wait(
+        [str(python), "-m", "localstack.runtime.main"],
+        {**os.environ, **localstack_env(port, data_dir)},
+        log_file,
+        health_url=f"http://127.0.0.1:{port}/_localstack/health",
+        what="LocalStack",
+        timeout=120,
+    )
 
 
 @dataclass
