@@ -6,13 +6,15 @@ given both paths, so Selenium Manager never downloads a browser or driver."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from hl7lake.devusers import password_for
@@ -65,8 +67,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         yield running
 
 
-def test_log_in_send_watch_and_open_a_message(stack: RunningStack, browser: object) -> None:
+def test_log_in_send_watch_and_open_a_message(stack: RunningStack, browser: object, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver = browser  # typed loosely: selenium is imported only once Chromium is known to be there
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -76,17 +79,28 @@ def test_log_in_send_watch_and_open_a_message(stack: RunningStack, browser: obje
     driver.find_element(By.ID, "username").send_keys(USER)
     driver.find_element(By.ID, "password").send_keys(password_for(USER) or "")
     driver.find_element(By.ID, "login").click()
-    assert driver.current_url.rstrip("/").endswith("/ui"), driver.current_url
-    driver.save_screenshot(str(ARTIFACTS / "ui-overview-empty.png"))
+    try:  # the click returns before the browser has followed the answer's redirect
+        WebDriverWait(driver, 20).until(lambda d: d.current_url.rstrip("/").endswith("/ui"))
+    finally:
+        driver.save_screenshot(str(ARTIFACTS / "ui-after-login.png"))
 
-    response = httpx.post(
-        f"{stack.url}/v1/messages",
-        content=MESSAGE.format(n=time.time_ns()).encode(),
-        headers={"Content-Type": "application/hl7-v2", **stack.token(USER)},
-        timeout=30,
-    )
-    assert response.status_code == 202, response.text
-    message_id = response.json()["id"]
+    # Sent as a user would: `hl7lake send` (its own token for the dev user), then found by control id.
+    n = time.time_ns()
+    control_id = f"UI-{n}"
+    message_file = tmp_path / "ui.hl7"
+    message_file.write_text(MESSAGE.format(n=n))
+    cli = [sys.executable, "-m", "hl7lake"]
+    sent = subprocess.run(
+        [*cli, "send", str(message_file), "--url", stack.url, "--user", USER],
+        env=stack.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    listed = subprocess.run(
+        [*cli, "ls", "--json", "--url", stack.url, "--user", USER, "--limit", "50"],
+        env=stack.env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    items = [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
+    message_id = next(i["id"] for i in items if i.get("controlId") == control_id)
 
     deadline = time.monotonic() + 90
     while True:
