@@ -54,8 +54,8 @@ MUTATIONS: list[Mutation] = [
     M(
         "catalog-dynamo-received-overwrites",
         "lake/catalog.py",
-        '"attribute_not_exists(#id) OR #s = :received")',
-        "None)",
+        'f"attribute_not_exists(#id) OR (#s = :received{_NO_CONVERSION})"',
+        "None",
         tuple(CATALOG),
         "DynamoCatalog: a late `received` overwrites parsed/failed",
     ),
@@ -70,8 +70,8 @@ MUTATIONS: list[Mutation] = [
     M(
         "catalog-memory-received-overwrites",
         "tests/fakes/lake.py",
-        "over=(None, RECEIVED))",
-        "over=None)",
+        "over=(None, RECEIVED), converted=False)",
+        "over=None, converted=False)",
         tuple(CATALOG),
         "MemoryCatalog: a late `received` overwrites parsed/failed",
     ),
