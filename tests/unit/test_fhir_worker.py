@@ -109,7 +109,7 @@ def test_it_reads_a_claim_checked_document_and_claim_checks_a_large_bundle() -> 
 
 def test_a_large_error_report_keeps_its_location() -> None:
     error = MappingError("x" * 5000, segment="PID", segment_index=2, field="PID-3").to_dict()
-    assert fhir_handler.bounded_error(error) == {
+    assert fhir_handler.bounded_error(error, fhir_handler.STAGE) == {
         "stage": "fhir", "reason": "error report too large to publish", "segmentIndex": 2
     }  # fmt: skip
 

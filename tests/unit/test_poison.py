@@ -16,11 +16,12 @@ from hub.er7 import Er7Error
 from hub.er7.errors import MAX_REASON_CHARS, value_free
 from hub.events import Envelope, Event
 from hub.publisher import HubRejected, HubUnavailable, SnsPublisher
+from hub.results import MAX_ERROR_BYTES, bounded_error
 from lake.writer import LakeWriter
 from tests.factories import received_envelope
 from tests.fakes.hub import MemoryHub, MemoryPayloadStore
 from tests.fakes.lake import MemoryCatalog, MemoryObjectStore
-from workers.er7_staging.handler import MAX_ERROR_BYTES, Er7StagingHandler, bounded_error
+from workers.er7_staging.handler import Er7StagingHandler
 
 SNS_MAX_BYTES = 256 * 1024
 WINDOW = 6  # no run of this many characters of the bad value may reach the error

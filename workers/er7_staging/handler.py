@@ -10,17 +10,17 @@ validation findings.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from hub import metrics, steps
+from hub import metrics
 from hub.er7 import Er7Error
-from hub.events import Envelope, Event, Format, utc_timestamp
+from hub.events import Envelope, Event, Format
 from hub.payloads import PayloadStore, load_payload
 from hub.publisher import Publisher
+from hub.results import bounded_error, publish_results, with_step
 from hub.topology import ER7_STAGING
 from hub.tracebacks import exception_location
 from workers.er7_staging import validation
@@ -28,9 +28,6 @@ from workers.er7_staging.document import collecting_findings, parse_document
 
 log = logging.getLogger(__name__)
 
-# A failed event is an envelope without payload plus this error: far below SNS's 256 KB, always.
-MAX_ERROR_BYTES = 2048
-_ERROR_KEYS = ("reason", "segment", "segmentIndex", "field")
 SERVICE = "er7-staging"  # its step in each message's path (hub/steps.py)
 
 
@@ -46,36 +43,11 @@ class Er7StagingHandler:
             raise outcome
 
     def handle_batch(self, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
-        """Parses each received message, then publishes every result in as few calls as SNS allows.
-        An outcome is None when the result is in the hub, else the error (the consumer retries)."""
-        outcomes: list[BaseException | None] = [None] * len(envelopes)
-        results: list[tuple[int, Envelope]] = []
-        for index, envelope in enumerate(envelopes):
-            if not ER7_STAGING.handles_event(envelope.event, envelope.format):
-                # Only a wrong filter policy sends these (`hl7lake hub --check` names it): parsing
-                # them would publish a bogus failure for a message that may be fine.
-                log.warning(
-                    "ignored event=%s format=%s id=%s",
-                    envelope.event.value,
-                    envelope.format.value,
-                    envelope.id,
-                )
-                continue
-            try:
-                results.append((index, self._with_step(envelope, utc_timestamp())))
-            except Exception as exc:  # the payload could not be fetched (claim-check bucket down)
-                outcomes[index] = exc
-        published = self._publisher.publish_batch([result for _, result in results])
-        for (index, _), outcome in zip(results, published, strict=True):
-            outcomes[index] = outcome
-        return outcomes
+        """Parses each received message, then publishes every result in as few calls as SNS allows."""
+        return publish_results(self._publisher, envelopes, _is_ours, self._with_step)
 
     def _with_step(self, envelope: Envelope, started_at: str) -> Envelope:
-        """The result event, carrying the message's path so far and this handling as its last step."""
-        result = self._result(envelope)
-        outcome = "parsed" if result.event is Event.PARSED else "failed"
-        reason = (result.error or {}).get("reason") if result.error else None
-        return steps.with_steps(result, steps.step(SERVICE, envelope, outcome, started_at, reason))
+        return with_step(SERVICE, envelope, self._result(envelope), "parsed", started_at)
 
     def _result(self, envelope: Envelope) -> Envelope:
         """The `message.parsed` or `message.failed` event for one received message."""
@@ -129,12 +101,10 @@ class Er7StagingHandler:
         return envelope.derive(Event.FAILED, Format.JSON, error=error)
 
 
-def bounded_error(error: dict[str, Any]) -> dict[str, Any]:
-    """Only the error's known keys; a report that is still too large keeps its location, not its reason.
-
-    Er7Error reasons are value-free and capped already; this is the last guard before the hub.
-    """
-    kept = {k: error[k] for k in _ERROR_KEYS if k in error}
-    if len(json.dumps(kept, ensure_ascii=False).encode()) <= MAX_ERROR_BYTES:
-        return kept
-    return {"reason": "error report too large to publish", "segmentIndex": kept.get("segmentIndex")}
+def _is_ours(envelope: Envelope) -> bool:
+    if ER7_STAGING.handles_event(envelope.event, envelope.format):
+        return True
+    # Only a wrong filter policy sends these (`hl7lake hub --check` names it): parsing them would
+    # publish a bogus failure for a message that may be fine.
+    log.warning("ignored event=%s format=%s id=%s", envelope.event.value, envelope.format.value, envelope.id)
+    return False

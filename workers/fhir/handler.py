@@ -6,16 +6,14 @@ It reads the parsed document from the event (inline or claim check), never the r
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
-from hub import steps
-from hub.events import Envelope, Event, Format, utc_timestamp
+from hub.events import Envelope, Event, Format
 from hub.payloads import PayloadStore, load_payload
 from hub.publisher import Publisher
+from hub.results import bounded_error, publish_results, with_step
 from hub.topology import FHIR_R4
 from hub.tracebacks import exception_location
 from workers.fhir.mapping import MAPPED_TYPES, MappingError, convert
@@ -24,9 +22,6 @@ log = logging.getLogger(__name__)
 
 SERVICE = "fhir-r4"  # its step in each message's path (hub/steps.py)
 STAGE = "fhir"  # error.stage of its failures (the lake keeps them beside the parsed status)
-# A failed event is an envelope without payload plus this error: far below SNS's 256 KB, always.
-MAX_ERROR_BYTES = 2048
-_ERROR_KEYS = ("stage", "reason", "segment", "segmentIndex", "field")
 
 
 class FhirHandler:
@@ -40,21 +35,8 @@ class FhirHandler:
             raise outcome
 
     def handle_batch(self, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
-        """Converts each parsed message, then publishes every result in as few calls as SNS allows.
-        An outcome is None when the result is in the hub, else the error (the consumer retries)."""
-        outcomes: list[BaseException | None] = [None] * len(envelopes)
-        results: list[tuple[int, Envelope]] = []
-        for index, envelope in enumerate(envelopes):
-            if not self._is_ours(envelope):
-                continue
-            try:
-                results.append((index, self._with_step(envelope, utc_timestamp())))
-            except Exception as exc:  # the payload could not be fetched (claim-check bucket down)
-                outcomes[index] = exc
-        published = self._publisher.publish_batch([result for _, result in results])
-        for (index, _), outcome in zip(results, published, strict=True):
-            outcomes[index] = outcome
-        return outcomes
+        """Converts each parsed message, then publishes every result in as few calls as SNS allows."""
+        return publish_results(self._publisher, envelopes, self._is_ours, self._with_step)
 
     def _is_ours(self, envelope: Envelope) -> bool:
         # Only a wrong filter policy sends anything else (`hl7lake hub --check` names it): converting
@@ -71,10 +53,7 @@ class FhirHandler:
         return False
 
     def _with_step(self, envelope: Envelope, started_at: str) -> Envelope:
-        result = self._result(envelope)
-        outcome = "converted" if result.event is Event.CONVERTED else "failed"
-        reason = (result.error or {}).get("reason") if result.error else None
-        return steps.with_steps(result, steps.step(SERVICE, envelope, outcome, started_at, reason))
+        return with_step(SERVICE, envelope, self._result(envelope), "converted", started_at)
 
     def _result(self, envelope: Envelope) -> Envelope:
         """The `message.converted` or `message.failed` event for one parsed message."""
@@ -84,7 +63,7 @@ class FhirHandler:
             bundle = convert(document, envelope.id)
         except MappingError as err:
             log.info("fhir failed id=%s type=%s field=%s", envelope.id, envelope.message_type, err.field)
-            return envelope.derive(Event.FAILED, Format.JSON, error=bounded_error(err.to_dict()))
+            return envelope.derive(Event.FAILED, Format.JSON, error=bounded_error(err.to_dict(), STAGE))
         except Exception as exc:  # a mapping bug must not poison the queue: report it as a failure
             # Where, not what: an exception's text may quote message content (no PHI in logs).
             log.error(
@@ -103,16 +82,3 @@ class FhirHandler:
             (time.process_time() - started) * 1000,
         )
         return envelope.derive(Event.CONVERTED, Format.FHIR, payload=bundle)
-
-
-def bounded_error(error: dict[str, Any]) -> dict[str, Any]:
-    """Only the error's known keys, always with stage fhir; too large a report keeps its location."""
-    kept = {k: error[k] for k in _ERROR_KEYS if k in error}
-    kept["stage"] = STAGE
-    if len(json.dumps(kept, ensure_ascii=False).encode()) <= MAX_ERROR_BYTES:
-        return kept
-    return {
-        "stage": STAGE,
-        "reason": "error report too large to publish",
-        "segmentIndex": kept.get("segmentIndex"),
-    }
