@@ -19,8 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hub.document import ParsedDocument  # noqa: E402
-from hub.er7 import Er7Error, decode, normalize, split_batch  # noqa: E402
-from workers.er7_staging.document import parse_document  # noqa: E402
+from tests.unit.fhir_corpus import mapped_documents  # noqa: E402  (parsed as the staging worker does)
 from workers.fhir.mapping import MAPPED_TYPES, MappingError, convert  # noqa: E402
 
 GOAL = 1_000
@@ -30,26 +29,15 @@ CORPORA = (ROOT.parent / "shared" / "hl7-corpus", ROOT.parent / "shared" / "hl7-
 
 def load(roots: tuple[Path, ...]) -> tuple[list[tuple[str, ParsedDocument]], int]:
     documents, refused = [], 0
-    for root in roots:
-        for path in sorted((root / "messages").iterdir()):
-            try:
-                messages = split_batch(normalize(decode(path.read_bytes()))).messages
-            except Er7Error:
-                continue
-            for index, text in enumerate(messages):
-                name = f"{path.name}#{index}"
-                try:
-                    document = parse_document(text, message_id=name)
-                except Er7Error:
-                    continue
-                if document["header"]["messageType"] not in BENCHED:
-                    continue
-                try:
-                    convert(document, name)
-                except MappingError:
-                    refused += 1
-                    continue
-                documents.append((name, document))
+    for name, document in mapped_documents(*roots):
+        if document["header"]["messageType"] not in BENCHED:
+            continue
+        try:
+            convert(document, name)
+        except MappingError:
+            refused += 1
+            continue
+        documents.append((name, document))
     return documents, refused
 
 
