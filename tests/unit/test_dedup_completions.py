@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from gateway.ingest import IngestService, MediaType
 from gateway.problems import Problem
 from tests.fakes.dedup import MemoryDedupStore
 from tests.fakes.hub import MemoryHub
+from tests.unit.test_dedup_protocol import create_dedup_table
 
 MEDIA = MediaType("application/hl7-v2", None)
 
@@ -38,13 +38,7 @@ def dynamo() -> Iterator[tuple[DynamoDedupStore, list[str], Any, str]]:
     """A DynamoDB dedup store on moto, with the operations it calls recorded in order."""
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        table = f"dedup-{uuid.uuid4().hex[:8]}"
-        ddb.create_table(
-            TableName=table,
-            AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        table = create_dedup_table(ddb)
         calls: list[str] = []
         ddb.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
         yield DynamoDedupStore(ddb, table, 3600, 15), calls, ddb, table

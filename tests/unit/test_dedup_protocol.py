@@ -40,6 +40,18 @@ class FrontDoorCrashed(BaseException):
     """Stands in for kill -9: nothing after the crash point runs, no handler catches it."""
 
 
+def create_dedup_table(ddb: Any) -> str:
+    """A dedup table as the stacks define it (hash key `key`), uniquely named; its name."""
+    table = f"dedup-{uuid.uuid4().hex[:8]}"
+    ddb.create_table(
+        TableName=table,
+        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return table
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -52,13 +64,7 @@ def store(request: pytest.FixtureRequest, clock: Clock) -> Iterator[DedupStore]:
         return
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        table = f"dedup-{uuid.uuid4().hex[:8]}"
-        ddb.create_table(
-            TableName=table,
-            AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        table = create_dedup_table(ddb)
         yield DynamoDedupStore(ddb, table, 7 * 24 * 3600, IN_PROGRESS_SECONDS, clock=clock)
 
 
@@ -229,15 +235,10 @@ def test_a_publish_that_failed_lets_the_retry_through_at_once(store: DedupStore)
 def test_dynamodb_claim_is_one_round_trip_on_conflict(clock: Clock) -> None:
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName="dedup-calls",
-            AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        table = create_dedup_table(ddb)
         calls: list[str] = []
         ddb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
-        store = DynamoDedupStore(ddb, "dedup-calls", 3600, IN_PROGRESS_SECONDS, clock=clock)
+        store = DynamoDedupStore(ddb, table, 3600, IN_PROGRESS_SECONDS, clock=clock)
         first = store.claim(A, "id-1", "t1")
         assert calls == ["PutItem"]  # a new message: one call
         store.complete(first)
